@@ -1,0 +1,136 @@
+"""
+### CreditBot — answers Verify SMS-pumping credit requests in Slack
+
+Every run reads the request channel, resolves each request's Looker link(s) to SQL, runs the
+product's credit notebook with papermill (parameter `looker` = the SQL), and replies in the
+post's thread `Approved, $X, exceptions`. A post without a Looker link gets a request for one;
+PSMS requests are ignored silently; anything that fails goes to the operators by private DM,
+never to the thread. **Dry-run is on by default**: everything runs, nothing is posted, and the
+text that would have been posted is in the `post_results` logs.
+
+Flow: `load_settings` → `fetch_requests` → `resolve` (one per request) → `run_notebook`
+(one per Verify query) → `post_results` (one per request) → `record_ledger`.
+
+* **Settings**: Airflow Variable `credit_bot_settings` (JSON; every key documented in README).
+* **Connections**: `slack_api_default` (bot token), `looker_default` (base URL, client id,
+  client secret), `credit_warehouse_default` (the notebook's warehouse).
+* **State**: Airflow Variable `credit_bot_ledger`, written only by `record_ledger`.
+* **Manual runs**: trigger with a `channel`, or one `message_ts` / pasted Slack permalink;
+  `force` re-processes a request the ledger says is done; `dry_run` overrides the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from credit_bot.notebooks import CreditNotebookOperator
+
+# Retry policy of every task; overridable from the environment so tests can use short delays.
+TASK_RETRIES = int(os.environ.get("CREDIT_BOT_TASK_RETRIES", "2"))
+RETRY_DELAY = timedelta(seconds=int(os.environ.get("CREDIT_BOT_RETRY_DELAY_SECONDS", "30")))
+
+
+@dag(
+    dag_id="credit_bot",
+    schedule="*/10 * * * *",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["credit_bot", "slack", "looker", "papermill"],
+    doc_md=__doc__,
+    default_args={"owner": "credit-bot", "retries": TASK_RETRIES, "retry_delay": RETRY_DELAY},
+    params={
+        "channel": Param(
+            None,
+            type=["null", "string"],
+            title="Channel ID",
+            description="Slack channel ID to read (C…). Empty: the 'channel' setting.",
+        ),
+        "message_ts": Param(
+            None,
+            type=["null", "string"],
+            title="One message",
+            description="Process just this message: its ts (1764000000.000100) or its Slack permalink.",
+        ),
+        "dry_run": Param(
+            None,
+            type=["null", "boolean"],
+            title="Dry run",
+            description="true: post nothing, log what would be posted. "
+            "Empty: the 'dry_run' setting (default true).",
+        ),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force",
+            description="Process the message again even if the ledger says it is done (use with message_ts).",
+        ),
+    },
+)
+def credit_bot():
+    @task(retries=0)
+    def load_settings() -> dict:
+        from credit_bot import steps
+
+        return steps.load_settings(dict(get_current_context()["params"]))
+
+    @task
+    def fetch_requests(run: dict) -> list[dict]:
+        from credit_bot import steps
+
+        requests, window = steps.fetch_requests(run)
+        get_current_context()["ti"].xcom_push(key="window", value=window)
+        return requests
+
+    @task(map_index_template="{{ request_label }}")
+    def resolve(request: dict, run: dict) -> dict:
+        from credit_bot import intake, steps
+
+        context = get_current_context()
+        context["request_label"] = intake.Request(**request).label  # type: ignore[typeddict-unknown-key]
+        return steps.resolve(request, run, context["run_id"])
+
+    @task(trigger_rule="all_done")
+    def notebook_jobs(resolved: list, run: dict, requests: list) -> list[dict]:
+        from credit_bot import steps
+
+        return steps.notebook_jobs(list(resolved), run, list(requests))
+
+    @task(trigger_rule="all_done", map_index_template="{{ request_label }}")
+    def post_results(request: dict, run: dict) -> dict:
+        from credit_bot import intake, steps
+
+        context = get_current_context()
+        context["request_label"] = intake.Request(**request).label  # type: ignore[typeddict-unknown-key]
+        ti = context["ti"]
+        resolved = ti.xcom_pull(task_ids="resolve", map_indexes=ti.map_index)
+        return steps.post_results(request, run, resolved, ti.log_url)
+
+    @task(trigger_rule="all_done", retries=TASK_RETRIES)
+    def record_ledger(run: dict, requests: list, outcomes: list) -> dict:
+        from credit_bot import steps
+
+        window = get_current_context()["ti"].xcom_pull(task_ids="fetch_requests", key="window")
+        return steps.record_ledger(run, requests, window, list(outcomes))
+
+    run = load_settings()
+    requests = fetch_requests(run)
+    resolved = resolve.partial(run=run).expand(request=requests)
+    jobs = notebook_jobs(resolved, run, requests)
+    notebooks = CreditNotebookOperator.partial(
+        task_id="run_notebook",
+        map_index_template="{{ task.request_label }}",
+        retries=1,
+    ).expand_kwargs(jobs)
+    outcomes = post_results.partial(run=run).expand(request=requests)
+    notebooks >> outcomes
+    record_ledger(run, requests, outcomes)
+
+
+dag = credit_bot()
+
+if __name__ == "__main__":
+    dag.test()

@@ -1,0 +1,118 @@
+"""Find Looker links in Slack message text and say what each one points at.
+
+Slack sends links as ``<url|label>`` or ``<url>`` and escapes ``&``, ``<`` and ``>`` in text as
+``&amp;``, ``&lt;`` and ``&gt;``. Only links whose host is one of the configured Looker hosts
+count; everything else (Zendesk tickets, look-alike hosts) is ignored.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import parse_qs, urlsplit
+
+# A Slack link: "<" then a URL scheme, up to "|" (label follows) or ">". Mentions such as
+# <@U123>, <#C123|name> and <!here> have no scheme and never match.
+_SLACK_LINK = re.compile(r"<(https?://[^|<>\s]+)(?:\|[^<>]*)?>", re.IGNORECASE)
+# Bare URLs (pasted without Slack's markup, e.g. in text sent by other tools).
+_BARE_URL = re.compile(r"(?<![<|\w])(https?://[^\s<>|]+)", re.IGNORECASE)
+# Trailing punctuation that belongs to the sentence, not to the URL.
+_TRAILING = ".,;:!?)]}'\"*_~"
+
+
+class LinkKind(StrEnum):
+    """What a Looker URL points at."""
+
+    LOOK = "look"
+    EXPLORE = "explore"
+    SHORT = "short"
+    DASHBOARD = "dashboard"
+
+
+@dataclass(frozen=True)
+class LookerLink:
+    """A Looker URL reduced to what the API needs to find its query."""
+
+    url: str
+    kind: LinkKind
+    ref: str  # Look id, query slug (explore qid or share link) or dashboard id
+
+    def as_dict(self) -> dict[str, str]:
+        return {"url": self.url, "kind": self.kind.value, "ref": self.ref}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> LookerLink:
+        return cls(url=data["url"], kind=LinkKind(data["kind"]), ref=data["ref"])
+
+
+class UnsupportedLookerLink(ValueError):
+    """A link on a Looker host that does not name a Look, a saved query or a dashboard."""
+
+
+def normalize_host(host: str) -> str:
+    """``https://Acme.cloud.looker.com:443/`` or ``acme.cloud.looker.com`` -> ``acme.cloud.looker.com``."""
+    host = host.strip().lower()
+    if "://" in host:
+        host = urlsplit(host).hostname or ""
+    return host.split("/")[0].split(":")[0].rstrip(".")
+
+
+def find_urls(text: str) -> list[str]:
+    """Every http(s) URL in Slack message text, unescaped, in order of appearance, without repeats."""
+    urls: list[str] = []
+    for match in _SLACK_LINK.finditer(text):
+        urls.append(html.unescape(match.group(1)))
+    remainder = _SLACK_LINK.sub(" ", text)
+    for match in _BARE_URL.finditer(remainder):
+        urls.append(html.unescape(match.group(1)).rstrip(_TRAILING))
+    seen: set[str] = set()
+    return [u for u in urls if not (u in seen or seen.add(u))]
+
+
+def parse_looker_url(url: str) -> LookerLink:
+    """Classify a URL already known to be on a Looker host.
+
+    Raises :class:`UnsupportedLookerLink` when the path does not lead to a query.
+    """
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    if segments and segments[0] == "embed":
+        segments = segments[1:]
+    query = parse_qs(parts.query)
+    if len(segments) >= 2 and segments[0] == "looks":
+        if segments[1].isdigit():
+            return LookerLink(url, LinkKind.LOOK, segments[1])
+        raise UnsupportedLookerLink(f"Look id {segments[1]!r} is not a number in {url}")
+    if len(segments) >= 2 and segments[0] == "dashboards":
+        if segments[1].isdigit():
+            return LookerLink(url, LinkKind.DASHBOARD, segments[1])
+        raise UnsupportedLookerLink(
+            f"dashboard {segments[1]!r} is not a numeric dashboard id (LookML dashboards are not supported)"
+        )
+    if len(segments) >= 2 and segments[0] == "x":
+        return LookerLink(url, LinkKind.SHORT, segments[1])
+    if segments and segments[0] == "explore":
+        qid = query.get("qid", [""])[0]
+        if qid:
+            return LookerLink(url, LinkKind.EXPLORE, qid)
+        raise UnsupportedLookerLink(f"explore link without a saved query (no qid=…): {url}")
+    raise UnsupportedLookerLink(f"not a Look, explore, share or dashboard link: {url}")
+
+
+def looker_urls(text: str, looker_hosts: list[str]) -> list[str]:
+    """The URLs in ``text`` whose host is exactly one of ``looker_hosts``."""
+    allowed = {normalize_host(h) for h in looker_hosts if h.strip()}
+    result = []
+    for url in find_urls(text):
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            continue
+        try:
+            host = normalize_host(parts.hostname or "")
+        except ValueError:  # malformed port or IPv6 literal
+            continue
+        if host in allowed:
+            result.append(url)
+    return result

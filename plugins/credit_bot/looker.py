@@ -1,0 +1,226 @@
+"""Looker: a hook on the ``looker_default`` connection, and link → SQL resolution through ``looker_sdk``.
+
+The connection holds the Looker base URL (host), the API client id (login) and client secret
+(password); extras ``timeout`` (seconds) and ``verify_ssl`` are honoured. ``looker_sdk`` logs in
+once and renews its token when it expires; when Looker revokes a token early (401), the hook
+drops it and retries the call once with a fresh login.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from credit_bot.links import LinkKind, LookerLink
+
+if TYPE_CHECKING:
+    from looker_sdk.sdk.api40.methods import Looker40SDK
+
+# Looker rejects queries past this size anyway; a Look this large is not a fraud-spend query.
+MAX_SQL_CHARS = 1_000_000
+
+
+class LookerError(Exception):
+    """Looker could not give the SQL behind a link."""
+
+    transient = False
+
+
+class LookerNotFound(LookerError):
+    """The Look, query or dashboard does not exist, or the API user may not see it."""
+
+
+class LookerAuthError(LookerError):
+    """Looker refused the API credentials from the ``looker_default`` connection."""
+
+
+class LookerUnavailable(LookerError):
+    """Looker did not answer usefully (5xx, timeout, connection reset): worth retrying later."""
+
+    transient = True
+
+
+class LookerBadQuery(LookerError):
+    """The query exists but its SQL is unusable (empty, or absurdly large)."""
+
+
+@dataclass(frozen=True)
+class ResolvedQuery:
+    """One query behind a link (a dashboard gives one per tile)."""
+
+    link: str
+    query_id: str
+    title: str
+    sql: str
+
+
+class LookerHook(BaseHook):
+    """Talks to the Looker API 4.0 with the credentials of an Airflow connection."""
+
+    conn_name_attr = "looker_conn_id"
+    default_conn_name = "looker_default"
+    conn_type = "looker"
+    hook_name = "Looker (CreditBot)"
+
+    def __init__(self, *, looker_conn_id: str = default_conn_name, timeout: int | None = None) -> None:
+        super().__init__()
+        self.looker_conn_id = looker_conn_id
+        self.timeout = timeout
+        self._status = threading.local()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {"host": "Base URL", "login": "Client ID", "password": "Client secret"},
+            "placeholders": {"host": "https://example.cloud.looker.com", "extra": '{"timeout": 60}'},
+        }
+
+    @cached_property
+    def sdk(self) -> Looker40SDK:
+        import looker_sdk
+        import requests.adapters
+        from looker_sdk.rtl import api_settings
+        from urllib3.util.retry import Retry
+
+        conn = self.get_connection(self.looker_conn_id)
+        if not conn.host:
+            raise LookerAuthError(f"connection {self.looker_conn_id!r} has no host (the Looker base URL)")
+        base_url = conn.host if "://" in conn.host else f"https://{conn.host}"
+        if conn.port:
+            base_url = f"{base_url.rstrip('/')}:{conn.port}"
+        extra = conn.extra_dejson
+        timeout = self.timeout or int(extra.get("timeout", 60))
+        verify_ssl = str(extra.get("verify_ssl", "true")).lower() not in ("false", "0", "no")
+        login, password = conn.login or "", conn.password or ""
+
+        class ConnectionSettings(api_settings.ApiSettings):
+            """Settings from the Airflow connection instead of looker.ini or the environment."""
+
+            def __init__(self) -> None:
+                self.base_url = base_url.rstrip("/")
+                self.verify_ssl = verify_ssl
+                self.timeout = timeout
+                self.headers = {"Content-Type": "application/json"}
+                self.agent_tag = "credit-bot"
+                self.filename = ""
+                self.section = None
+                self.env_prefix = None
+
+            def read_config(self) -> api_settings.SettingsConfig:
+                return {"client_id": login, "client_secret": password}
+
+        sdk = looker_sdk.init40(config_settings=ConnectionSettings())
+        session = sdk.transport.session  # type: ignore[attr-defined]
+        # Let urllib3 retry idempotent GETs on 5xx/resets a couple of times, with backoff.
+        retry = Retry(
+            total=2,
+            backoff_factor=0.5,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=["GET"],
+            raise_on_status=False,
+        )
+        adapter = requests.adapters.HTTPAdapter(max_retries=retry)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.hooks["response"].append(self._remember_status)
+        return sdk
+
+    def _remember_status(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        # looker_sdk's SDKError does not carry the HTTP status, so keep it from the response.
+        self._status.code = response.status_code
+
+    def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        """Run an SDK call, mapping failures to specific errors; on 401, log in again once."""
+        from looker_sdk import error
+        from looker_sdk.rtl import auth_token
+
+        for attempt in (1, 2):
+            if not self.sdk.auth.is_authenticated:
+                self._login()
+            self._status.code = None
+            try:
+                return fn(*args)
+            except error.SDKError as exc:
+                status = self._status.code
+                if status == 401 and attempt == 1:
+                    self.log.info("Looker token rejected (401); logging in again")
+                    self.sdk.auth.token = auth_token.AuthToken()
+                    continue
+                raise self._classify(what, status, exc) from None
+        raise AssertionError("unreachable")
+
+    def _login(self) -> None:
+        from looker_sdk import error
+
+        self._status.code = None
+        try:
+            self.sdk.auth.authenticate({})
+        except error.SDKError as exc:
+            raise self._classify("login", self._status.code, exc) from None
+
+    def _classify(self, what: str, status: int | None, exc: Exception) -> LookerError:
+        message = getattr(exc, "message", "") or str(exc).strip()
+        message = message.strip().splitlines()[0][:200] if message.strip() else "no details"
+        if status is None:
+            return LookerUnavailable(f"Looker did not answer for {what}: {message}")
+        if status == 401:
+            return LookerAuthError(
+                f"Looker rejected the credentials of connection {self.looker_conn_id!r} (401) for {what}"
+            )
+        if status == 404:
+            if what == "login":
+                return LookerAuthError(
+                    f"Looker login failed for connection {self.looker_conn_id!r}: check client id and secret"
+                )
+            return LookerNotFound(f"{what} was not found in Looker (404), or the API user cannot see it")
+        if status >= 500 or status == 429:
+            return LookerUnavailable(f"Looker answered {status} for {what}: {message}")
+        return LookerError(f"Looker answered {status} for {what}: {message}")
+
+    def _sql(self, link: str, query_id: str, title: str) -> ResolvedQuery:
+        sql = self._call(f"the SQL of query {query_id}", self.sdk.run_query, query_id, "sql")
+        if isinstance(sql, bytes):
+            sql = sql.decode("utf-8", errors="replace")
+        if not sql or not sql.strip():
+            raise LookerBadQuery(f"query {query_id} behind {link} has no SQL")
+        if len(sql) > MAX_SQL_CHARS:
+            raise LookerBadQuery(
+                f"query {query_id} behind {link} has {len(sql):,} characters of SQL; refusing"
+            )
+        return ResolvedQuery(link=link, query_id=str(query_id), title=title, sql=sql)
+
+    def resolve(self, link: LookerLink) -> list[ResolvedQuery]:
+        """The SQL behind a link: one query for a Look, explore or share link; one per tile of a dashboard."""
+        if link.kind is LinkKind.LOOK:
+            look = self._call(f"Look {link.ref}", self.sdk.look, link.ref)
+            if not look.query_id:
+                raise LookerBadQuery(f"Look {link.ref} has no query")
+            return [self._sql(link.url, str(look.query_id), look.title or f"Look {link.ref}")]
+        if link.kind in (LinkKind.EXPLORE, LinkKind.SHORT):
+            query = self._call(f"saved query {link.ref}", self.sdk.query_for_slug, link.ref)
+            return [self._sql(link.url, str(query.id), f"query {link.ref}")]
+        if link.kind is LinkKind.DASHBOARD:
+            dashboard = self._call(f"dashboard {link.ref}", self.sdk.dashboard, link.ref)
+            resolved = []
+            for element in dashboard.dashboard_elements or []:
+                query_id = element.query_id or (element.look.query_id if element.look else None)
+                if not query_id and element.result_maker:
+                    query_id = element.result_maker.query_id
+                if query_id:
+                    resolved.append(self._sql(link.url, str(query_id), element.title or f"tile {element.id}"))
+            if not resolved:
+                raise LookerBadQuery(f"dashboard {link.ref} has no tile with a query")
+            return resolved
+        raise LookerBadQuery(f"unsupported link kind {link.kind}")
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            me = self._call("the API user", self.sdk.me)
+        except LookerError as exc:
+            return False, str(exc)
+        return True, f"Connected to Looker as user {me.id}"

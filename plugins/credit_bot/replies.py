@@ -1,0 +1,59 @@
+"""The texts CreditBot posts: the approval reply, the link request, and operator DMs.
+
+Text that came from users is never echoed into the channel, and everything the bot posts is
+sent with ``parse="none"`` and ``link_names=False`` so nothing in it can ping ``@channel``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from credit_bot.money import format_usd
+
+REPLY_EVENT_TYPE = "credit_bot_reply"
+LINK_REQUEST_EVENT_TYPE = "credit_bot_link_request"
+
+
+def approval(amount: Decimal, category: str) -> str:
+    """``Approved, $4,948.80, exceptions``."""
+    return f"Approved, {format_usd(amount)}, {category}"
+
+
+def link_request(looker_hosts: list[str]) -> str:
+    hosts = ", ".join(looker_hosts) if looker_hosts else "your Looker instance"
+    return (
+        "Please provide a Looker link (a Look, an explore with a saved query, a share link or a "
+        f"dashboard on {hosts}) with the fraud spend for this request. Edit this post or reply in "
+        "this thread with the link and CreditBot will pick it up."
+    )
+
+
+def defang(text: str, limit: int = 300) -> str:
+    """User text made safe to quote in a DM: mentions disarmed, length bounded."""
+    # Slack's own escaping: &lt; is shown as "<" but never parsed as a mention or link.
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def operator_dm(
+    *,
+    problem: str,
+    permalink: str | None,
+    channel: str,
+    ts: str,
+    log_url: str | None,
+    next_step: str,
+    links: list[str] | None = None,
+    notebooks: list[str] | None = None,
+) -> str:
+    """A private message to an operator: what failed, which request, where to look, what happens next."""
+    lines = [f":warning: CreditBot could not answer a credit request: {defang(problem, 500)}"]
+    lines.append(f"• Request: {permalink or f'channel {channel}, ts {ts}'}")
+    for link in links or []:
+        lines.append(f"• Looker link: {link}")
+    for path in notebooks or []:
+        lines.append(f"• Executed notebook: {path}")
+    if log_url:
+        lines.append(f"• Airflow log: {log_url}")
+    lines.append(f"• Next: {next_step}")
+    return "\n".join(lines)

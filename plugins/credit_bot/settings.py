@@ -1,0 +1,184 @@
+"""CreditBot's settings: the ``credit_bot_settings`` Airflow Variable (JSON), with documented defaults.
+
+Read at run time by the ``load_settings`` task, never while the DAG file is parsed. Every key is
+optional except ``channel`` (for scheduled runs) and ``looker_hosts``; README.md lists them all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SETTINGS_VARIABLE = "credit_bot_settings"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_NOTEBOOKS_DIR = PROJECT_ROOT / "include" / "notebooks"
+DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "output" / "notebooks"
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+class SettingsError(ValueError):
+    """The settings Variable is missing something or holds a value CreditBot cannot use."""
+
+
+@dataclass(frozen=True)
+class ProductRule:
+    """SQL that matches ``pattern`` (a case-insensitive regex) belongs to ``name``.
+
+    ``notebook`` is the notebook that computes its credit (relative to ``notebooks_dir``), or
+    ``None`` to ignore the product silently.
+    """
+
+    name: str
+    pattern: str
+    notebook: str | None = None
+
+
+DEFAULT_PRODUCTS = (ProductRule(name="verify", pattern="authy", notebook="verify_credit.ipynb"),)
+
+
+@dataclass(frozen=True)
+class Settings:
+    channel: str = ""
+    dry_run: bool = True
+    operators: tuple[str, ...] = ()
+    looker_hosts: tuple[str, ...] = ()
+    category: str = "exceptions"
+    products: tuple[ProductRule, ...] = DEFAULT_PRODUCTS
+    notebooks_dir: str = str(DEFAULT_NOTEBOOKS_DIR)
+    output_dir: str = str(DEFAULT_OUTPUT_DIR)
+    kernel_name: str = "python3"
+    notebook_timeout_seconds: int = 900
+    warehouse_conn_id: str = "credit_warehouse_default"
+    lookback_hours: int = 72
+    link_wait_hours: int = 48
+    max_attempts: int = 3
+    page_size: int = 15
+    max_requests_per_run: int = 50
+    ledger_retention_days: int = 30
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Settings:
+        """Parse and validate the Variable's JSON. ``None`` (Variable unset) gives the defaults."""
+        if text is None or not text.strip():
+            return cls()
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(
+                f"Airflow Variable {SETTINGS_VARIABLE!r} is not valid JSON ({exc.msg} at line "
+                f"{exc.lineno}, column {exc.colno}). Fix it in Admin → Variables."
+            ) from None
+        if not isinstance(data, dict):
+            raise SettingsError(f"Airflow Variable {SETTINGS_VARIABLE!r} must be a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SettingsError(
+                f"unknown key(s) {unknown} in {SETTINGS_VARIABLE!r}; known keys: {sorted(known)}"
+            )
+        values: dict[str, Any] = {}
+        for key, raw in data.items():
+            values[key] = _coerce(key, raw)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.channel and not _CHANNEL_ID.match(self.channel):
+            raise SettingsError(
+                f"'channel' must be a Slack channel ID such as C0123ABCD, got {self.channel!r}"
+            )
+        bad_ops = [op for op in self.operators if not _USER_ID.match(op)]
+        if bad_ops:
+            raise SettingsError(f"'operators' must be Slack user IDs (U…); not valid: {bad_ops}")
+        if not self.looker_hosts:
+            raise SettingsError(
+                "'looker_hosts' is empty: list the Looker host(s) whose links may be resolved"
+            )
+        for rule in self.products:
+            try:
+                re.compile(rule.pattern)
+            except re.error as exc:
+                raise SettingsError(
+                    f"product {rule.name!r}: pattern {rule.pattern!r} is invalid: {exc}"
+                ) from None
+        for key in ("notebook_timeout_seconds", "max_attempts", "page_size", "max_requests_per_run"):
+            if getattr(self, key) < 1:
+                raise SettingsError(f"{key!r} must be at least 1")
+        if not 1 <= self.page_size <= 999:
+            raise SettingsError("'page_size' must be between 1 and 999 (Slack's limit)")
+
+    def notebook_path(self, rule: ProductRule) -> str:
+        assert rule.notebook is not None
+        if "://" in rule.notebook or rule.notebook.startswith("/"):
+            return rule.notebook
+        return str(Path(self.notebooks_dir) / rule.notebook)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("extra")
+        return data
+
+    @classmethod
+    def from_task_value(cls, data: dict[str, Any]) -> Settings:
+        """Rebuild from the dict ``load_settings`` returned (already validated)."""
+        values = dict(data)
+        values["products"] = tuple(ProductRule(**p) for p in values.get("products", []))
+        values["operators"] = tuple(values.get("operators", ()))
+        values["looker_hosts"] = tuple(values.get("looker_hosts", ()))
+        return cls(**values)
+
+
+def _coerce(key: str, raw: Any) -> Any:
+    if key in ("operators", "looker_hosts"):
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+            raise SettingsError(f"{key!r} must be a list of strings")
+        return tuple(v.strip() for v in raw if v.strip())
+    if key == "products":
+        if not isinstance(raw, list):
+            raise SettingsError("'products' must be a list of {name, pattern, notebook} objects")
+        rules = []
+        for item in raw:
+            if (
+                not isinstance(item, dict)
+                or not {"name", "pattern"} <= set(item)
+                or set(item)
+                - {
+                    "name",
+                    "pattern",
+                    "notebook",
+                }
+            ):
+                raise SettingsError(
+                    f"each product rule needs 'name' and 'pattern' and may have 'notebook'; got {item!r}"
+                )
+            rules.append(
+                ProductRule(
+                    name=str(item["name"]), pattern=str(item["pattern"]), notebook=item.get("notebook")
+                )
+            )
+        return tuple(rules)
+    if key == "dry_run":
+        if not isinstance(raw, bool):
+            raise SettingsError("'dry_run' must be true or false")
+        return raw
+    default = getattr(Settings, key, None)
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise SettingsError(f"{key!r} must be a whole number")
+        return raw
+    if not isinstance(raw, str):
+        raise SettingsError(f"{key!r} must be a string")
+    return raw.strip()

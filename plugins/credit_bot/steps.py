@@ -1,0 +1,428 @@
+"""The work behind each task of the ``credit_bot`` DAG, in the order the DAG runs them.
+
+The DAG file only wires these together; each function takes and returns small JSON values.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from credit_bot import intake, ledger, replies
+from credit_bot.settings import SETTINGS_VARIABLE, Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+LOOKER_CONN_ID = "looker_default"
+
+
+# ── load_settings ──────────────────────────────────────────────────────────────────────────────
+def load_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """Validated settings for this run, with the trigger params applied; fails early on bad config."""
+    from airflow.sdk import BaseHook, Variable
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from credit_bot.slack import SLACK_CONN_ID
+
+    settings = Settings.from_json(Variable.get(SETTINGS_VARIABLE, default=None))
+    channel = (params.get("channel") or "").strip() or settings.channel
+    message_ts = (params.get("message_ts") or "").strip() or None
+    if message_ts:
+        channel, message_ts = intake.parse_message_ref(message_ts, channel)
+    if not channel:
+        raise SettingsError(
+            f"no channel to read: set 'channel' in the {SETTINGS_VARIABLE!r} Variable "
+            "or the run's 'channel' param"
+        )
+    for rule in settings.products:
+        if rule.notebook:
+            path = settings.notebook_path(rule)
+            if "://" not in path and not Path(path).is_file():
+                raise SettingsError(
+                    f"product {rule.name!r}: notebook {path} does not exist (settings 'products')"
+                )
+    for conn_id in (SLACK_CONN_ID, LOOKER_CONN_ID):
+        try:
+            BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            raise SettingsError(
+                f"Airflow connection {conn_id!r} is missing: add it in Admin → Connections (see README)"
+            ) from None
+    dry_run = settings.dry_run if params.get("dry_run") is None else bool(params["dry_run"])
+    if not dry_run and not settings.operators:
+        log.warning("live mode with no 'operators' configured: failures will only be visible in the logs")
+    run = settings.to_dict()
+    run.update(channel=channel, dry_run=dry_run, message_ts=message_ts, force=bool(params.get("force")))
+    log.info("channel %s, %s", channel, "DRY RUN (nothing is posted)" if dry_run else "LIVE")
+    return run
+
+
+def _settings(run: dict[str, Any]) -> Settings:
+    return Settings.from_task_value({k: v for k, v in run.items() if k not in ("message_ts", "force")})
+
+
+# ── fetch_requests ─────────────────────────────────────────────────────────────────────────────
+def history_start(book: dict[str, Any], settings: Settings, now: datetime) -> str:
+    """Oldest ts to read: the watermark, or earlier for requests still open, never past the window."""
+    state = ledger.channel_state(book, settings.channel, settings.dry_run)
+    floor = now - timedelta(hours=max(settings.lookback_hours, settings.link_wait_hours))
+    start = now - timedelta(hours=settings.lookback_hours)
+    if state.get("watermark"):
+        start = datetime.fromtimestamp(float(state["watermark"]), UTC)
+    open_ts = [float(ts) for ts, e in state["requests"].items() if e.get("outcome") in ledger.OPEN]
+    if open_ts:
+        start = min(start, datetime.fromtimestamp(min(open_ts) - 1e-6, UTC))
+    return f"{max(start, floor).timestamp():.6f}"
+
+
+def fetch_requests(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The requests to work on, and the window (newest ts read, expired link requests) for the ledger."""
+    from airflow.sdk import Variable
+
+    from credit_bot import slack
+    from credit_bot.links import looker_urls
+
+    settings = _settings(run)
+    book = ledger.loads(Variable.get(ledger.LEDGER_VARIABLE, default=None))
+    client = slack.slack_hook().client
+    now = datetime.now(UTC)
+    manual = bool(run["message_ts"])
+    if manual:
+        found = slack.message(client, settings.channel, run["message_ts"])
+        if found is None:
+            raise LookupError(f"message {run['message_ts']} not found in channel {settings.channel}")
+        messages = [found]
+    else:
+        messages = list(
+            slack.history(
+                client,
+                settings.channel,
+                oldest=history_start(book, settings, now),
+                page_size=settings.page_size,
+            )
+        )
+    selected, expired, notes = intake.select(
+        messages,
+        channel=settings.channel,
+        book=book,
+        dry_run=settings.dry_run,
+        bot_user_id=None,
+        looker_hosts=settings.looker_hosts,
+        max_attempts=settings.max_attempts,
+        link_wait_hours=settings.link_wait_hours,
+        force=run["force"],
+        manual=manual,
+        now=now,
+    )
+    requests = []
+    for request in selected:
+        if request.reason == "check_thread":
+            entry = ledger.lookup(book, settings.channel, request.ts, settings.dry_run) or {}
+            added = [
+                r.get("text", "")
+                for r in slack.replies(client, settings.channel, request.ts)
+                if intake.skip_reason({**r, "thread_ts": None}, None) is None
+                and float(r["ts"]) > float(entry.get("reply_ts") or request.ts)
+            ]
+            if not looker_urls("\n".join(added), list(settings.looker_hosts)):
+                notes.append(f"{request.ts}: still waiting for a Looker link")
+                continue
+            request = intake.Request(
+                **{**request.as_dict(), "text": "\n".join([request.text, *added]), "reason": "link_added"}
+            )
+        requests.append(request)
+    newest_ts = max((m["ts"] for m in messages), key=float, default=None)
+    if len(requests) > settings.max_requests_per_run:
+        requests = requests[: settings.max_requests_per_run]
+        newest_ts = requests[-1].ts  # the rest is read again next run
+        notes.append(f"more than {settings.max_requests_per_run} requests: the rest wait for the next run")
+    for note in notes:
+        log.info("%s", note)
+    log.info("%d message(s) read, %d request(s) to work on", len(messages), len(requests))
+    window = {"newest_ts": None if manual else newest_ts, "expired": expired}
+    return [r.as_dict() for r in requests], window
+
+
+# ── resolve ────────────────────────────────────────────────────────────────────────────────────
+def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Looker links → SQL → product → notebook jobs, for one request."""
+    from credit_bot.links import UnsupportedLookerLink, looker_urls, parse_looker_url
+    from credit_bot.looker import LookerError, LookerHook
+    from credit_bot.notebooks import output_path
+    from credit_bot.products import match_product
+
+    settings = _settings(run)
+    urls = looker_urls(request["text"], list(settings.looker_hosts))
+    if not urls:
+        log.info("no Looker link on %s in the message", ", ".join(settings.looker_hosts))
+        return {"status": "no_link", "links": [], "jobs": [], "problems": [], "ignored": []}
+    hook = LookerHook(looker_conn_id=LOOKER_CONN_ID)
+    jobs: list[dict[str, Any]] = []
+    problems: list[str] = []
+    ignored: list[str] = []
+    for url in urls:
+        try:
+            queries = hook.resolve(parse_looker_url(url))
+        except UnsupportedLookerLink as exc:
+            problems.append(str(exc))
+            continue
+        except LookerError as exc:
+            if exc.transient:
+                raise
+            problems.append(str(exc))
+            continue
+        for query in queries:
+            rule = match_product(query.sql, settings.products)
+            if rule is None or rule.notebook is None:
+                ignored.append(f"{url} (query {query.query_id}: {rule.name if rule else 'no product rule'})")
+                continue
+            log.info("%s → query %s → %s", url, query.query_id, rule.name)
+            jobs.append(
+                {
+                    "link": url,
+                    "product": rule.name,
+                    "query_id": query.query_id,
+                    "input_nb": settings.notebook_path(rule),
+                    "output_nb": output_path(
+                        settings.output_dir, run_id, request["channel"], request["ts"], len(jobs)
+                    ),
+                    "sql": query.sql,
+                }
+            )
+    for item in ignored:
+        log.info("ignored: %s", item)
+    status = "failed" if problems else "ready" if jobs else "ignored"
+    return {"status": status, "links": urls, "jobs": jobs, "problems": problems, "ignored": ignored}
+
+
+# ── notebook_jobs ──────────────────────────────────────────────────────────────────────────────
+def notebook_jobs(
+    resolved: list[dict[str, Any] | None], run: dict[str, Any], requests: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One PapermillOperator kwargs dict per Verify query of every request that resolved cleanly."""
+    settings = _settings(run)
+    jobs = []
+    for request, result in zip(requests, resolved, strict=False):
+        if not result or result["status"] != "ready":
+            continue
+        for job in result["jobs"]:
+            jobs.append(
+                {
+                    "input_nb": job["input_nb"],
+                    "output_nb": job["output_nb"],
+                    "parameters": {"looker": job["sql"]},
+                    "kernel_name": settings.kernel_name,
+                    "warehouse_conn_id": settings.warehouse_conn_id,
+                    "timeout_seconds": settings.notebook_timeout_seconds,
+                    "request_label": f"{intake.Request(**request).label} · {job['product']} #{len(jobs)}",
+                }
+            )
+    return jobs
+
+
+# ── post_results ───────────────────────────────────────────────────────────────────────────────
+def decide(request: dict[str, Any], resolved: dict[str, Any] | None, settings: Settings) -> dict[str, Any]:
+    """What should happen to a request, given what resolve and the notebooks produced.
+
+    Returns ``{"action": "answer"|"ask_link"|"ignore"|"escalate"|"retry", ...}``; no side effects.
+    """
+    from credit_bot.money import InvalidAmount
+    from credit_bot.notebooks import NotebookResultError, read_result, validate_credit
+
+    if resolved is None:
+        return {"action": "retry", "error": "resolving the Looker links failed (Looker unavailable?)"}
+    status = resolved["status"]
+    if status == "no_link":
+        return {"action": "ask_link"}
+    if status == "ignored":
+        return {"action": "ignore", "reason": "; ".join(resolved["ignored"]) or "not a handled product"}
+    if status == "failed":
+        return {"action": "escalate", "error": "; ".join(resolved["problems"]), "links": resolved["links"]}
+    total = Decimal("0.00")
+    notebooks = [job["output_nb"] for job in resolved["jobs"]]
+    for job in resolved["jobs"]:
+        try:
+            result = read_result(job["output_nb"])
+            credit = validate_credit(result)
+        except NotebookResultError as exc:
+            return {
+                "action": "retry",
+                "error": f"notebook for {job['link']}: {exc}",
+                "links": resolved["links"],
+                "notebooks": notebooks,
+            }
+        except InvalidAmount as exc:
+            return {
+                "action": "escalate",
+                "error": f"notebook for {job['link']}: {exc}",
+                "links": resolved["links"],
+                "notebooks": notebooks,
+            }
+        total += credit
+    return {"action": "answer", "amount": total, "links": resolved["links"], "notebooks": notebooks}
+
+
+def post_results(
+    request: dict[str, Any], run: dict[str, Any], resolved: dict[str, Any] | None, log_url: str | None
+) -> dict[str, Any]:
+    """Carry out the decision for one request (or log it in dry-run) and return its ledger outcome."""
+    settings = _settings(run)
+    decision = decide(request, resolved, settings)
+    if decision["action"] == "retry" and request["attempt"] >= settings.max_attempts:
+        decision = {
+            **decision,
+            "action": "escalate",
+            "error": f"gave up after {request['attempt']} attempts: {decision['error']}",
+        }
+    outcome: dict[str, Any] = {
+        "ts": request["ts"],
+        "dry_run": settings.dry_run,
+        "attempts": request["attempt"],
+        "forced": request.get("forced", False),
+        "links": decision.get("links", []),
+    }
+    action = decision["action"]
+    if action == "ignore":
+        log.info("ignored silently: %s", decision["reason"])
+        return {**outcome, "outcome": ledger.IGNORED, "last_error": None}
+    if action == "retry":
+        log.warning(
+            "will retry at the next run (attempt %d of %d): %s",
+            request["attempt"],
+            settings.max_attempts,
+            decision["error"],
+        )
+        return {**outcome, "outcome": ledger.RETRYING, "last_error": decision["error"]}
+    if action == "answer":
+        text = replies.approval(decision["amount"], settings.category)
+        reply_ts = _reply(
+            request,
+            settings,
+            text,
+            replies.REPLY_EVENT_TYPE,
+            {"request_ts": request["ts"], "amount": str(decision["amount"])},
+        )
+        return {
+            **outcome,
+            "outcome": ledger.ANSWERED,
+            "amount": str(decision["amount"]),
+            "reply_ts": reply_ts,
+            "last_error": None,
+        }
+    if action == "ask_link":
+        text = replies.link_request(list(settings.looker_hosts))
+        reply_ts = _reply(
+            request, settings, text, replies.LINK_REQUEST_EVENT_TYPE, {"request_ts": request["ts"]}
+        )
+        return {
+            **outcome,
+            "outcome": ledger.LINK_REQUESTED,
+            "reply_ts": reply_ts or request["ts"],
+            "last_error": None,
+        }
+    _escalate(request, settings, decision, log_url)
+    return {**outcome, "outcome": ledger.ESCALATED, "last_error": decision["error"]}
+
+
+def _reply(
+    request: dict[str, Any], settings: Settings, text: str, event_type: str, payload: dict[str, Any]
+) -> str | None:
+    """Post ``text`` in the request's thread once: an earlier reply of the same kind is reused."""
+    from credit_bot import slack
+
+    if settings.dry_run:
+        log.info("DRY RUN: would reply in thread %s of %s: %s", request["ts"], request["channel"], text)
+        return None
+    client = slack.slack_hook().client
+    bot = client.auth_test()
+    earlier = slack.find_own_reply(
+        slack.replies(client, request["channel"], request["ts"]),
+        bot_user_id=bot["user_id"],
+        event_type=event_type,
+        request_ts=request["ts"],
+    )
+    if earlier:
+        log.info("already replied in this thread at %s; not posting again", earlier["ts"])
+        return earlier["ts"]
+    reply_ts = slack.post(
+        client,
+        channel=request["channel"],
+        thread_ts=request["ts"],
+        text=text,
+        event_type=event_type,
+        payload=payload,
+    )
+    log.info("replied in thread %s: %s", request["ts"], text)
+    return reply_ts
+
+
+def _escalate(
+    request: dict[str, Any], settings: Settings, decision: dict[str, Any], log_url: str | None
+) -> None:
+    from credit_bot import slack
+
+    log.error("escalating to the operator(s): %s", decision["error"])
+    if settings.dry_run:
+        log.info("DRY RUN: would DM %s", ", ".join(settings.operators) or "nobody (no operators configured)")
+        return
+    client = slack.slack_hook().client
+    text = replies.operator_dm(
+        problem=decision["error"],
+        permalink=slack.permalink(client, request["channel"], request["ts"]),
+        channel=request["channel"],
+        ts=request["ts"],
+        log_url=log_url,
+        next_step="nothing more: CreditBot leaves this request alone unless re-run with force=true",
+        links=decision.get("links"),
+        notebooks=decision.get("notebooks"),
+    )
+    for operator in settings.operators:
+        slack.direct_message(client, operator, text)
+
+
+# ── record_ledger ──────────────────────────────────────────────────────────────────────────────
+def record_ledger(
+    run: dict[str, Any],
+    requests: list[dict[str, Any]] | None,
+    window: dict[str, Any] | None,
+    outcomes: list[dict[str, Any] | None],
+) -> dict[str, Any]:
+    """Merge every request's outcome into the ledger Variable (the one writer of it)."""
+    from airflow.sdk import Variable
+
+    if requests is None or window is None:
+        raise RuntimeError(
+            "fetch_requests did not finish; nothing to record (the next run reads the same messages)"
+        )
+    settings = _settings(run)
+    by_ts = {o["ts"]: o for o in outcomes if o}
+    merged = list(window["expired"])
+    for request in requests:
+        merged.append(
+            by_ts.get(request["ts"])
+            or {
+                "ts": request["ts"],
+                "outcome": ledger.RETRYING,
+                "dry_run": settings.dry_run,
+                "attempts": request["attempt"],
+                "last_error": "post_results did not finish; see its task log",
+            }
+        )
+    book = ledger.loads(Variable.get(ledger.LEDGER_VARIABLE, default=None))
+    ledger.record(
+        book,
+        channel=settings.channel,
+        dry_run=settings.dry_run,
+        outcomes=merged,
+        newest_ts=window["newest_ts"],
+        retention_days=settings.ledger_retention_days,
+    )
+    Variable.set(ledger.LEDGER_VARIABLE, ledger.dumps(book))
+    counts: dict[str, int] = {}
+    for outcome in merged:
+        counts[outcome["outcome"]] = counts.get(outcome["outcome"], 0) + 1
+    log.info("ledger updated: %s", counts or "nothing new")
+    return counts
