@@ -97,7 +97,8 @@ def credit_bot():
     def notebook_jobs(resolved: list, run: dict, requests: list) -> list[dict]:
         from credit_bot import steps
 
-        return steps.notebook_jobs(list(resolved), run, list(requests))
+        resolved_list = [resolved[i] for i in range(len(resolved))]
+        return steps.notebook_jobs(resolved_list, run, [requests[i] for i in range(len(requests))])
 
     @task(trigger_rule="all_done", map_index_template="{{ request_label }}")
     def post_results(request: dict, run: dict) -> dict:
@@ -114,7 +115,8 @@ def credit_bot():
         from credit_bot import steps
 
         window = get_current_context()["ti"].xcom_pull(task_ids="fetch_requests", key="window")
-        return steps.record_ledger(run, requests, window, list(outcomes))
+        # Index the lazy sequence by its length; iterating it probes one XCom past the end.
+        return steps.record_ledger(run, requests, window, [outcomes[i] for i in range(len(outcomes))])
 
     run = load_settings()
     requests = fetch_requests(run)

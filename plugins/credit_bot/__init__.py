@@ -1,0 +1,1 @@
+"""CreditBot: the library the credit_bot DAG calls (Slack, Looker, notebooks, replies, ledger)."""

@@ -1,0 +1,170 @@
+"""Build the bundled sample warehouse (a DuckDB file) from ``include/warehouse/seed.json``.
+
+The reference Verify notebook runs against the team's Presto/Trino warehouse in production. On a laptop,
+in tests and in the sandbox it runs against this small DuckDB file instead, which has the same schemas,
+table and column names as the tables the notebook reads:
+
+- ``public.counters_by_billable_item`` -- spend per day, account and billable item (what Looker sums);
+- ``public.billable_items`` -- billable item names and countries ("Authy Verify SMS",
+  "Programmable SMS Outbound");
+- ``public.mcc_country`` -- mobile country codes of each ISO country (several MCCs per country happen);
+- ``public.rawpii_accounts`` -- accounts and their parent account;
+- ``accsecai.dsg_fds_raw_events`` -- Fraud Guard events.
+
+The seed is hand-readable: each ``dsg_fds_raw_events`` entry carries a ``count`` and stands for that many
+identical rows, so realistic event volumes stay a few lines long. Other seed keys (``name``, ``note``,
+``countries``) document the data and are not loaded.
+
+``build(path)`` is deterministic (same seed, same table contents, same row order) and replaces the file
+atomically, so a notebook reading the old file never sees a half-written one.
+
+CLI: ``python -m credit_bot.sample_warehouse [PATH]`` (default ``include/warehouse/sample.duckdb``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+# plugins/credit_bot/sample_warehouse.py -> repository root is two levels above the package.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SEED_PATH = REPO_ROOT / "include" / "warehouse" / "seed.json"
+DEFAULT_PATH = REPO_ROOT / "include" / "warehouse" / "sample.duckdb"
+
+# Table -> ordered (column, DuckDB type). Money is DECIMAL, never a float, so sums are exact.
+TABLES: dict[str, list[tuple[str, str]]] = {
+    "public.counters_by_billable_item": [
+        ("date", "DATE"),
+        ("account_sid", "VARCHAR"),
+        ("billable_item_sid", "VARCHAR"),
+        ("iso_country_code", "VARCHAR"),
+        ("total", "DECIMAL(18,4)"),
+        ("subtype", "VARCHAR"),
+    ],
+    "public.billable_items": [
+        ("sid", "VARCHAR"),
+        ("friendly_name", "VARCHAR"),
+        ("iso_country_code", "VARCHAR"),
+    ],
+    "public.mcc_country": [
+        ("mcc", "VARCHAR"),
+        ("two_letter_country_code", "VARCHAR"),
+    ],
+    "public.rawpii_accounts": [
+        ("sid", "VARCHAR"),
+        ("parent_account_sid", "VARCHAR"),
+    ],
+    "accsecai.dsg_fds_raw_events": [
+        ("data_load_date", "DATE"),
+        ("account_sid", "VARCHAR"),
+        ("mcc", "VARCHAR"),
+        ("product_id", "VARCHAR"),
+        ("channel", "VARCHAR"),
+        ("fraud_guard_enabled", "BOOLEAN"),
+        ("reason", "VARCHAR"),
+        ("protection_mode", "VARCHAR"),
+        ("block", "BOOLEAN"),
+    ],
+}
+
+# The seed key of each table is the table name without its schema.
+SEED_KEYS: dict[str, str] = {table: table.split(".", 1)[1] for table in TABLES}
+
+
+def load_seed(seed_path: Path = SEED_PATH) -> dict[str, Any]:
+    """Return the parsed seed file."""
+    with seed_path.open(encoding="utf-8") as handle:
+        seed: dict[str, Any] = json.load(handle)
+    missing = [key for key in SEED_KEYS.values() if key not in seed]
+    if missing:
+        raise ValueError(f"Seed {seed_path} has no rows for: {', '.join(missing)}")
+    return seed
+
+
+def expand_events(seed: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Fraud Guard event rows the seed stands for (each entry repeated ``count`` times)."""
+    rows: list[dict[str, Any]] = []
+    for entry in seed["dsg_fds_raw_events"]:
+        rows.extend([entry] * int(entry.get("count", 1)))
+    return rows
+
+
+def build(path: Path = DEFAULT_PATH, seed_path: Path = SEED_PATH) -> Path:
+    """Create the DuckDB sample warehouse at ``path`` from the seed and return the absolute path.
+
+    The database is written next to ``path`` under a temporary name and then renamed over ``path``
+    (``os.replace`` is atomic on one filesystem), so a rebuild never leaves a partial file behind.
+    """
+    import duckdb
+
+    seed = load_seed(seed_path)
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _remove(tmp)
+    try:
+        conn = duckdb.connect(str(tmp))
+        try:
+            for table, columns in TABLES.items():
+                _create_and_fill(conn, table, columns, seed[SEED_KEYS[table]])
+            # Write everything into the main file so no .wal file has to travel with it.
+            conn.execute("CHECKPOINT")
+        finally:
+            conn.close()
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+    # A WAL left by an older, interrupted build would be replayed onto the new file.
+    _remove(path.with_name(path.name + ".wal"))
+    return path
+
+
+def _create_and_fill(
+    conn: Any, table: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]
+) -> None:
+    schema = table.split(".", 1)[0]
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    conn.execute(f"CREATE TABLE {table} ({', '.join(f'{name} {sql_type}' for name, sql_type in columns)})")
+    names = [name for name, _ in columns]
+    # Cast each parameter to the column type: seed money arrives as strings like "4210.3317" and must
+    # become DECIMAL exactly (a float parameter would already have lost digits).
+    casts = ", ".join(f"CAST(? AS {sql_type})" for _, sql_type in columns)
+    if table == "accsecai.dsg_fds_raw_events":
+        # One statement per seed entry; range() repeats the row `count` times in seed order.
+        statement = f"INSERT INTO {table} ({', '.join(names)}) SELECT {casts} FROM range(?)"
+        for row in rows:
+            conn.execute(statement, [_value(row.get(name)) for name in names] + [int(row.get("count", 1))])
+    else:
+        statement = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({casts})"
+        conn.executemany(statement, [[_value(row.get(name)) for name in names] for row in rows])
+
+
+def _value(value: Any) -> Any:
+    # JSON numbers for money would arrive as floats: refuse them rather than round silently.
+    if isinstance(value, float):
+        raise ValueError(f"Seed values must not be JSON floats (write money as a string): {value!r}")
+    return value
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: build the warehouse and print its path."""
+    parser = argparse.ArgumentParser(
+        prog="python -m credit_bot.sample_warehouse", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH, help=f"default: {DEFAULT_PATH}")
+    parser.add_argument("--seed", type=Path, default=SEED_PATH, help=f"default: {SEED_PATH}")
+    args = parser.parse_args(argv)
+    print(build(args.path, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

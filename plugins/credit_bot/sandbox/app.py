@@ -1,0 +1,197 @@
+"""The Sandbox object: owns the emulated Slack and Looker state, runs the server in a background thread,
+and exposes the Python control API that tests and the demo use."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from credit_bot.sandbox.control import handle_control
+from credit_bot.sandbox.faults import FaultInjector
+from credit_bot.sandbox.looker_api import LookerApi
+from credit_bot.sandbox.recorder import CallLog
+from credit_bot.sandbox.scenario import Scenario
+from credit_bot.sandbox.server import SandboxServer
+from credit_bot.sandbox.slack_api import SlackApi
+from credit_bot.sandbox.wire import Reply
+
+HOST = "127.0.0.1"  # loopback only: the sandbox accepts fake credentials and must never be reachable
+
+
+class Sandbox:
+    """A local emulator of the Slack Web API and Looker API 4.0, seeded from a scenario."""
+
+    def __init__(self, scenario: Scenario, port: int = 0) -> None:
+        self.scenario = scenario
+        self.slack = SlackApi(scenario.slack)
+        self.looker = LookerApi(scenario.looker)
+        self.faults = FaultInjector()
+        self.call_log = CallLog()
+        self._port = port
+        self._server: SandboxServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_scenario(cls, path: str | Path, port: int = 0) -> Sandbox:
+        """A sandbox seeded from a scenario file; port 0 picks a free port at start()."""
+        return cls(Scenario.load(path), port=port)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], port: int = 0, base_dir: str | Path | None = None) -> Sandbox:
+        """A sandbox seeded from an in-memory scenario (``sql_file`` relative to ``base_dir``)."""
+        return cls(Scenario.from_dict(data, base_dir=base_dir), port=port)
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Bind 127.0.0.1 and serve from a daemon thread; returns self."""
+        if self._server is not None:
+            return self
+        server = SandboxServer(
+            (HOST, self._port),
+            slack=self.slack,
+            looker=self.looker,
+            faults=self.faults,
+            calls=self.call_log,
+            control=self._control,
+        )
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"credit-bot-sandbox-{server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port; safe to call twice."""
+        server, thread = self._server, self._thread
+        self._server, self._thread = None, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    @property
+    def running(self) -> bool:
+        """True between start() and stop()."""
+        return self._server is not None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---- addresses and fake credentials ------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (after start())."""
+        if self._server is None:
+            raise RuntimeError("the sandbox is not started; call start() first")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Root URL, e.g. "http://127.0.0.1:8765"."""
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def slack_base_url(self) -> str:
+        """slack_sdk WebClient ``base_url`` (with the trailing slash it needs)."""
+        return f"{self.url}/slack/api/"
+
+    @property
+    def looker_base_url(self) -> str:
+        """looker_sdk ``base_url``; the API also answers at the root, see server.py."""
+        return f"{self.url}/looker"
+
+    @property
+    def slack_token(self) -> str:
+        """The scenario's (fake) bot token."""
+        return self.scenario.slack.token
+
+    @property
+    def looker_client_id(self) -> str:
+        """The scenario's (fake) Looker API client id."""
+        return self.scenario.looker.client_id
+
+    @property
+    def looker_client_secret(self) -> str:
+        """The scenario's (fake) Looker API client secret."""
+        return self.scenario.looker.client_secret
+
+    # ---- observation -------------------------------------------------------------------------------
+
+    def calls(self, api: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
+        """Recorded API calls in order (control calls are not recorded)."""
+        return self.call_log.calls(api=api, method=method)
+
+    def reset_calls(self) -> None:
+        """Forget recorded calls."""
+        self.call_log.clear()
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Messages the bot posted: channel, ts, text, thread_ts, metadata."""
+        return self.slack.posts(channel)
+
+    def dms(self, user: str | None = None) -> list[dict[str, Any]]:
+        """The bot's posts into DM channels, each with the ``user`` it went to."""
+        return self.slack.dms(user)
+
+    def reactions(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Reactions the bot added: channel, timestamp, name, user."""
+        return self.slack.reactions(channel)
+
+    # ---- manipulation ------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        channel: str,
+        text: str,
+        user: str | None = "U0REQUESTER",
+        ts: str | None = None,
+        thread_ts: str | None = None,
+        subtype: str | None = None,
+        bot_id: str | None = None,
+        **extra: Any,
+    ) -> str:
+        """Post a message as a person (or another app) would; returns its ts."""
+        return self.slack.add_message(
+            channel, text, user=user, ts=ts, thread_ts=thread_ts, subtype=subtype, bot_id=bot_id, **extra
+        )
+
+    def edit_message(self, channel: str, ts: str, text: str) -> None:
+        """Edit a message's text; it then carries ``edited``."""
+        self.slack.edit_message(channel, ts, text)
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Delete a message (a thread parent with replies becomes a tombstone)."""
+        self.slack.delete_message(channel, ts)
+
+    def inject(self, api: str, method: str, kind: str, times: int = 1, **opts: Any) -> None:
+        """Make the next ``times`` calls of ``method`` ("*" = any) on ``api`` fail with ``kind``."""
+        self.faults.add(api, method, kind, times=times, **opts)
+
+    def clear_faults(self) -> None:
+        """Drop every fault still queued."""
+        self.faults.clear()
+
+    def expire_looker_tokens(self) -> int:
+        """Revoke every issued Looker token server-side; returns how many were live."""
+        return self.looker.expire_tokens()
+
+    def _control(self, verb: str, path: str, params: dict[str, Any]) -> Reply:
+        return handle_control(self, verb, path, params)

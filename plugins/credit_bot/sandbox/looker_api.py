@@ -1,0 +1,340 @@
+"""Emulated Looker API 4.0: login/logout with expiring tokens, Looks, queries (run as SQL too), dashboards."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from credit_bot.sandbox.faults import Fault
+from credit_bot.sandbox.scenario import LookerScenario
+from credit_bot.sandbox.wire import Reply, bearer_token
+
+# Real Looker points at ".../looker/docs/r/err/4.0/404/..."; looker_sdk's ErrorDocHelper then downloads an
+# error-code index from Looker's CDN. A URL outside that pattern keeps the SDK (and tests) off the network.
+DOC_URL = "https://cloud.google.com/looker/docs/"
+API_VERSION = "4.0"
+
+_RESULT_FORMATS = frozenset({"sql", "json", "csv", "txt"})
+
+Handler = Callable[[dict[str, str], dict[str, Any], str | None], Reply]
+
+
+def looker_error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    """Looker's error body: ``{"message", "documentation_url"}``."""
+    return Reply.json({"message": message, "documentation_url": DOC_URL}, status=status, headers=headers)
+
+
+NOT_FOUND_MESSAGE = "Not found"
+UNAUTHORIZED_MESSAGE = "Requires authentication."
+
+
+@dataclass(frozen=True)
+class Route:
+    """A matched endpoint: its template name (as recorded in the call log) and what answers it."""
+
+    method: str
+    handler: Handler
+    args: dict[str, str]
+    needs_auth: bool
+
+
+class LookerApi:
+    """State of the emulated Looker instance plus the endpoint handlers."""
+
+    def __init__(self, scenario: LookerScenario) -> None:
+        self.scenario = scenario
+        self._lock = threading.Lock()
+        self._tokens: dict[str, float] = {}  # token -> monotonic expiry
+        self._queries = {str(q["id"]): q for q in scenario.queries}
+        self._slugs = {str(q["slug"]): q for q in scenario.queries if q.get("slug")}
+        self._looks = {str(look["id"]): look for look in scenario.looks}
+        self._dashboards = {str(d["id"]): d for d in scenario.dashboards}
+        self._routes: list[tuple[str, re.Pattern[str], str, Handler, bool]] = [
+            ("POST", re.compile(r"/login"), "POST /login", self._login, False),
+            ("DELETE", re.compile(r"/logout"), "DELETE /logout", self._logout, True),
+            ("GET", re.compile(r"/versions"), "GET /versions", self._versions, False),
+            ("GET", re.compile(r"/user"), "GET /user", self._me, True),
+            ("GET", re.compile(r"/looks/(?P<id>[^/]+)"), "GET /looks/{id}", self._look, True),
+            (
+                "GET",
+                re.compile(r"/looks/(?P<id>[^/]+)/run/(?P<format>[^/]+)"),
+                "GET /looks/{id}/run/{format}",
+                self._run_look,
+                True,
+            ),
+            (
+                "GET",
+                re.compile(r"/queries/slug/(?P<slug>[^/]+)"),
+                "GET /queries/slug/{slug}",
+                self._query_for_slug,
+                True,
+            ),
+            ("GET", re.compile(r"/queries/(?P<id>[^/]+)"), "GET /queries/{id}", self._query, True),
+            (
+                "GET",
+                re.compile(r"/queries/(?P<id>[^/]+)/run/(?P<format>[^/]+)"),
+                "GET /queries/{id}/run/{format}",
+                self._run_query,
+                True,
+            ),
+            ("GET", re.compile(r"/dashboards/(?P<id>[^/]+)"), "GET /dashboards/{id}", self._dashboard, True),
+        ]
+
+    # ---- HTTP entry points -------------------------------------------------------------------------
+
+    def resolve(self, verb: str, path: str) -> Route | None:
+        """Match ``path`` (starting at "/api/...") to an endpoint; None when Looker has no such route."""
+        if path.startswith(f"/api/{API_VERSION}/"):
+            rest = path[len(f"/api/{API_VERSION}") :]
+        elif path == "/api/logout":
+            # looker_sdk logs out at "<base_url>/api/logout", without the version.
+            rest = "/logout"
+        else:
+            return None
+        rest = rest.rstrip("/") or "/"
+        for route_verb, pattern, name, handler, needs_auth in self._routes:
+            match = pattern.fullmatch(rest)
+            if match and route_verb == verb:
+                args = {k: unquote(v) for k, v in match.groupdict().items()}
+                return Route(method=name, handler=handler, args=args, needs_auth=needs_auth)
+        return None
+
+    def handle(self, route: Route, params: dict[str, Any], headers: dict[str, str]) -> Reply:
+        """Answer one matched call, enforcing authentication where Looker does."""
+        token = bearer_token(headers, scheme_names=("token", "bearer"))
+        if route.needs_auth and not self._token_valid(token):
+            return looker_error(401, UNAUTHORIZED_MESSAGE)
+        return route.handler(route.args, params, token)
+
+    @staticmethod
+    def fault_reply(fault: Fault) -> Reply:
+        """What Looker sends for an injected fault (``delay`` and ``reset`` are handled by the server)."""
+        if fault.kind == "server_error":
+            return looker_error(int(fault.opts.get("status", 500)), "Internal server error")
+        if fault.kind == "unauthorized":
+            return looker_error(401, UNAUTHORIZED_MESSAGE)
+        if fault.kind == "not_found":
+            return looker_error(404, NOT_FOUND_MESSAGE)
+        if fault.kind == "ratelimited":
+            retry_after = str(int(fault.opts.get("retry_after", 1)))
+            return looker_error(429, "Too many requests", headers={"Retry-After": retry_after})
+        raise ValueError(f"fault kind {fault.kind!r} has no canned Looker reply")
+
+    # ---- Python control API ------------------------------------------------------------------------
+
+    def expire_tokens(self) -> int:
+        """Revoke every issued token server-side; returns how many were live."""
+        with self._lock:
+            count = len(self._tokens)
+            self._tokens.clear()
+            return count
+
+    # ---- endpoints ---------------------------------------------------------------------------------
+
+    def _login(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        s = self.scenario
+        client_id = str(params.get("client_id") or "")
+        client_secret = str(params.get("client_secret") or "")
+        # Constant-time comparison, as any credential check should be; Looker answers bad credentials 404.
+        if not (
+            secrets.compare_digest(client_id, s.client_id)
+            and secrets.compare_digest(client_secret, s.client_secret)
+        ):
+            return looker_error(404, NOT_FOUND_MESSAGE)
+        new_token = f"sandbox-looker-token-{secrets.token_hex(12)}"
+        ttl = float(s.token_ttl_seconds)
+        with self._lock:
+            self._tokens[new_token] = time.monotonic() + ttl
+        return Reply.json(
+            {
+                "access_token": new_token,
+                "token_type": "Bearer",
+                "expires_in": max(1, math.ceil(ttl)),
+                "refresh_token": None,
+            }
+        )
+
+    def _logout(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        with self._lock:
+            self._tokens.pop(token or "", None)
+        return Reply.empty(204)
+
+    def _versions(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        return Reply.json(
+            {
+                "looker_release_version": "25.0.0",
+                "current_version": {"version": API_VERSION, "full_version": "4.0.25.0", "status": "current"},
+                "supported_versions": [
+                    {"version": API_VERSION, "full_version": "4.0.25.0", "status": "current"}
+                ],
+                "api_server_url": self.scenario.web_url,
+                "web_server_url": self.scenario.web_url,
+            }
+        )
+
+    def _me(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        return Reply.json({"id": "1", "display_name": "Sandbox API user", "email": "api@example.invalid"})
+
+    def _look(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        look = self._looks.get(args["id"])
+        return Reply.json(self._render_look(look)) if look else looker_error(404, NOT_FOUND_MESSAGE)
+
+    def _run_look(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        look = self._looks.get(args["id"])
+        if look is None:
+            return looker_error(404, NOT_FOUND_MESSAGE)
+        return self._run(self._queries[str(look["query_id"])], args["format"])
+
+    def _query(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        query = self._queries.get(args["id"])
+        return Reply.json(self._render_query(query)) if query else looker_error(404, NOT_FOUND_MESSAGE)
+
+    def _query_for_slug(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        query = self._slugs.get(args["slug"])
+        return Reply.json(self._render_query(query)) if query else looker_error(404, NOT_FOUND_MESSAGE)
+
+    def _run_query(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        query = self._queries.get(args["id"])
+        return self._run(query, args["format"]) if query else looker_error(404, NOT_FOUND_MESSAGE)
+
+    def _dashboard(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        dashboard = self._dashboards.get(args["id"])
+        if dashboard is None:
+            return looker_error(404, NOT_FOUND_MESSAGE)
+        return Reply.json(self._render_dashboard(dashboard))
+
+    # ---- helpers -----------------------------------------------------------------------------------
+
+    def _token_valid(self, token: str | None) -> bool:
+        if not token:
+            return False
+        with self._lock:
+            expiry = self._tokens.get(token)
+            if expiry is None:
+                return False
+            if expiry <= time.monotonic():
+                del self._tokens[token]
+                return False
+            return True
+
+    def _run(self, query: dict[str, Any], result_format: str) -> Reply:
+        if result_format not in _RESULT_FORMATS:
+            return looker_error(400, f"Unsupported result format: {result_format}")
+        if result_format == "sql":
+            return Reply.text(str(query.get("sql") or ""))
+        rows: list[dict[str, Any]] = list(query.get("rows") or [])
+        if result_format == "json":
+            return Reply.json(rows)
+        fields = self._fields(query)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter="," if result_format == "csv" else "\t", lineterminator="\n")
+        writer.writerow(fields)
+        for row in rows:
+            writer.writerow(["" if row.get(f) is None else row.get(f) for f in fields])
+        content_type = "text/csv; charset=utf-8" if result_format == "csv" else "text/plain; charset=utf-8"
+        return Reply.text(buffer.getvalue(), content_type=content_type)
+
+    @staticmethod
+    def _fields(query: dict[str, Any]) -> list[str]:
+        if query.get("fields"):
+            return [str(f) for f in query["fields"]]
+        rows = query.get("rows") or []
+        return list(rows[0]) if rows else []
+
+    def _render_query(self, query: dict[str, Any]) -> dict[str, Any]:
+        model = str(query.get("model", "sandbox"))
+        view = str(query.get("view", "sandbox"))
+        slug = query.get("slug")
+        explore = f"/explore/{model}/{view}"
+        return {
+            "id": str(query["id"]),
+            "slug": slug,
+            "model": model,
+            "view": view,
+            "fields": self._fields(query),
+            "pivots": query.get("pivots"),
+            "filters": query.get("filters"),
+            "filter_expression": query.get("filter_expression"),
+            "sorts": query.get("sorts", []),
+            "limit": str(query.get("limit", 500)),
+            "total": False,
+            "dynamic_fields": query.get("dynamic_fields"),
+            "url": f"{explore}?qid={slug}" if slug else explore,
+            "share_url": f"{self.scenario.web_url}/x/{slug}" if slug else None,
+            "expanded_share_url": f"{self.scenario.web_url}{explore}?qid={slug}" if slug else None,
+            "has_table_calculations": False,
+        }
+
+    def _render_look(self, look: dict[str, Any]) -> dict[str, Any]:
+        query = self._queries[str(look["query_id"])]
+        return {
+            "id": str(look["id"]),
+            "title": look.get("title", ""),
+            "description": look.get("description", ""),
+            "query_id": str(look["query_id"]),
+            "query": self._render_query(query),
+            "model": {"id": str(query.get("model", "sandbox")), "label": str(query.get("model", "sandbox"))},
+            "public": False,
+            "deleted": False,
+            "folder_id": str(look.get("folder_id", "1")),
+            "url": f"/looks/{look['id']}",
+            "short_url": f"/looks/{look['id']}",
+        }
+
+    def _render_dashboard(self, dashboard: dict[str, Any]) -> dict[str, Any]:
+        dashboard_id = str(dashboard["id"])
+        elements = []
+        for spec in dashboard.get("elements", []):
+            element: dict[str, Any] = {
+                "id": str(spec.get("id", "")),
+                "dashboard_id": dashboard_id,
+                "title": spec.get("title"),
+                "title_text": spec.get("title_text"),
+                "body_text": spec.get("body_text"),
+                "type": spec.get("type", "vis"),
+                "query_id": None,
+                "query": None,
+                "look_id": None,
+                "look": None,
+                "result_maker": None,
+                "result_maker_id": None,
+            }
+            query: dict[str, Any] | None = None
+            if spec.get("query_id") is not None:
+                query = self._queries[str(spec["query_id"])]
+                element["query_id"] = str(query["id"])
+                element["query"] = self._render_query(query)
+            elif spec.get("look_id") is not None:
+                look = self._looks[str(spec["look_id"])]
+                element["look_id"] = str(look["id"])
+                element["look"] = self._render_look(look)
+                query = self._queries[str(look["query_id"])]
+            if query is not None:
+                # Looker also describes every data tile through its result maker.
+                element["result_maker_id"] = element["id"]
+                element["result_maker"] = {
+                    "id": element["id"],
+                    "query_id": str(query["id"]),
+                    "query": self._render_query(query),
+                    "sorts": query.get("sorts", []),
+                    "dynamic_fields": query.get("dynamic_fields"),
+                    "vis_config": {},
+                }
+            elements.append(element)
+        return {
+            "id": dashboard_id,
+            "title": dashboard.get("title", ""),
+            "description": dashboard.get("description", ""),
+            "dashboard_filters": [],
+            "dashboard_elements": elements,
+            "url": f"/dashboards/{dashboard_id}",
+        }

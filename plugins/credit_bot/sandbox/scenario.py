@@ -1,0 +1,141 @@
+"""Scenario files: the JSON that seeds the sandbox's Slack workspace and Looker instance."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Obviously fake credentials: the sandbox never sees a real token or secret.
+DEFAULT_SLACK_TOKEN = "xoxb-sandbox-fake-token"  # noqa: S105 - fake sandbox token
+DEFAULT_LOOKER_CLIENT_ID = "sandbox-client-id"
+DEFAULT_LOOKER_CLIENT_SECRET = "sandbox-client-secret-fake"  # noqa: S105 - fake sandbox secret
+
+
+class ScenarioError(ValueError):
+    """A scenario file is malformed or refers to something it does not define."""
+
+
+@dataclass
+class SlackScenario:
+    """The emulated Slack workspace: identity of the bot, users, channels with their messages."""
+
+    workspace_url: str = "https://credit-sandbox.slack.com/"
+    team_id: str = "T0SANDBOX"
+    team: str = "CreditBot Sandbox"
+    bot_user_id: str = "U0CREDITBOT"
+    bot_id: str = "B0CREDITBOT"
+    app_id: str = "A0CREDITBOT"
+    bot_name: str = "creditbot"
+    token: str = DEFAULT_SLACK_TOKEN
+    max_page_size: int | None = None
+    users: list[dict[str, Any]] = field(default_factory=list)
+    channels: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class LookerScenario:
+    """The emulated Looker instance: API credentials, token lifetime, queries, Looks and dashboards.
+
+    ``web_url`` is only used to build the share URLs Looker puts into query JSON.
+    """
+
+    web_url: str = "https://credit-sandbox.cloud.looker.com"
+    client_id: str = DEFAULT_LOOKER_CLIENT_ID
+    client_secret: str = DEFAULT_LOOKER_CLIENT_SECRET
+    token_ttl_seconds: float = 3600
+    queries: list[dict[str, Any]] = field(default_factory=list)
+    looks: list[dict[str, Any]] = field(default_factory=list)
+    dashboards: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Scenario:
+    """A whole scenario; ``source`` is the file it came from, if any."""
+
+    slack: SlackScenario = field(default_factory=SlackScenario)
+    looker: LookerScenario = field(default_factory=LookerScenario)
+    source: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scenario:
+        """Read a scenario file; ``sql_file`` entries are resolved relative to it."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ScenarioError(f"cannot read scenario {path}: {exc}") from exc
+        scenario = cls.from_dict(data, base_dir=path.parent)
+        scenario.source = path
+        return scenario
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base_dir: str | Path | None = None) -> Scenario:
+        """Build a scenario from already-parsed JSON (tests build small ones inline)."""
+        if not isinstance(data, dict):
+            raise ScenarioError("a scenario is a JSON object with 'slack' and/or 'looker'")
+        data = copy.deepcopy(data)
+        slack = _build(SlackScenario, data.get("slack") or {}, "slack")
+        looker = _build(LookerScenario, data.get("looker") or {}, "looker")
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        for query in looker.queries:
+            _resolve_sql(query, base)
+        _check_looker_refs(looker)
+        _check_slack(slack)
+        return cls(slack=slack, looker=looker)
+
+
+def _build(kind: type, section: dict[str, Any], name: str) -> Any:
+    """Instantiate a section dataclass, rejecting unknown keys so typos fail loudly."""
+    known = set(kind.__dataclass_fields__)
+    unknown = set(section) - known
+    if unknown:
+        raise ScenarioError(f"unknown {name} keys: {sorted(unknown)}")
+    return kind(**section)
+
+
+def _resolve_sql(query: dict[str, Any], base: Path) -> None:
+    """Inline a query's ``sql_file`` (relative to the scenario file) as its ``sql``."""
+    if "id" not in query:
+        raise ScenarioError(f"looker query without id: {query}")
+    sql_file = query.pop("sql_file", None)
+    if sql_file is None:
+        return
+    if query.get("sql"):
+        raise ScenarioError(f"looker query {query['id']} has both sql and sql_file")
+    sql_path = (base / sql_file).resolve()
+    try:
+        query["sql"] = sql_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"looker query {query['id']}: cannot read sql_file {sql_path}: {exc}") from exc
+
+
+def _check_looker_refs(looker: LookerScenario) -> None:
+    """Every Look and dashboard element must point at something the scenario defines."""
+    query_ids = {str(q["id"]) for q in looker.queries}
+    look_ids = set()
+    for look in looker.looks:
+        if "id" not in look:
+            raise ScenarioError(f"looker look without id: {look}")
+        look_ids.add(str(look["id"]))
+        if str(look.get("query_id")) not in query_ids:
+            raise ScenarioError(f"look {look['id']} refers to unknown query {look.get('query_id')}")
+    for dashboard in looker.dashboards:
+        if "id" not in dashboard:
+            raise ScenarioError(f"looker dashboard without id: {dashboard}")
+        for element in dashboard.get("elements", []):
+            if element.get("query_id") is not None and str(element["query_id"]) not in query_ids:
+                raise ScenarioError(f"dashboard {dashboard['id']} element refers to unknown query")
+            if element.get("look_id") is not None and str(element["look_id"]) not in look_ids:
+                raise ScenarioError(f"dashboard {dashboard['id']} element refers to unknown look")
+
+
+def _check_slack(slack: SlackScenario) -> None:
+    """Channels need ids; a page-size cap, when given, must be positive."""
+    for channel in slack.channels:
+        if not channel.get("id"):
+            raise ScenarioError(f"slack channel without id: {channel.get('name')}")
+    if slack.max_page_size is not None and int(slack.max_page_size) < 1:
+        raise ScenarioError("slack.max_page_size must be at least 1")

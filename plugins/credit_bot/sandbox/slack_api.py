@@ -1,0 +1,595 @@
+"""Emulated Slack Web API: the methods CreditBot uses, with Slack's documented responses and errors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from credit_bot.sandbox.faults import Fault
+from credit_bot.sandbox.scenario import SlackScenario
+from credit_bot.sandbox.wire import Reply, as_bool, bearer_token
+
+# Slack documents 1000 as the hard maximum; history defaults to 100, replies to 1000.
+_MAX_LIMIT = 1000
+_HISTORY_DEFAULT_LIMIT = 100
+_REPLIES_DEFAULT_LIMIT = 1000
+
+
+class SlackError(Exception):
+    """An API-level failure: HTTP 200 with ``{"ok": false, "error": code}``."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def ts_to_micros(ts: str) -> int:
+    """Slack "seconds.micros" timestamp -> integer microseconds; ValueError when malformed."""
+    text = str(ts).strip()
+    seconds, _, fraction = text.partition(".")
+    if not seconds.isdigit() or (fraction and not fraction.isdigit()) or len(fraction) > 6:
+        raise ValueError(f"not a Slack timestamp: {ts!r}")
+    return int(seconds) * 1_000_000 + int(fraction.ljust(6, "0") or "0")
+
+
+def micros_to_ts(micros: int) -> str:
+    """Integer microseconds -> Slack "seconds.micros" with six digits."""
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+class TsClock:
+    """Hands out unique, increasing message timestamps: max(now, last + 1µs)."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def observe(self, ts: str) -> None:
+        """Account for an explicitly given timestamp so later ones sort after it."""
+        self._last = max(self._last, ts_to_micros(ts))
+
+    def next(self) -> str:
+        """A fresh timestamp, strictly after every one seen so far."""
+        self._last = max(time.time_ns() // 1000, self._last + 1)
+        return micros_to_ts(self._last)
+
+
+@dataclass
+class Channel:
+    """A public channel or a DM; messages (top-level and replies) keyed by ts."""
+
+    id: str
+    name: str | None = None
+    is_im: bool = False
+    user: str | None = None
+    created: int = 0
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def ordered(self) -> list[dict[str, Any]]:
+        """Every message, oldest first."""
+        return sorted(self.messages.values(), key=lambda m: ts_to_micros(m["ts"]))
+
+
+def _is_reply(msg: dict[str, Any]) -> bool:
+    return bool(msg.get("thread_ts")) and msg["thread_ts"] != msg["ts"]
+
+
+def _encode_cursor(ts: str) -> str:
+    # Same shape as Slack's own cursors ("next_ts:<ts without dot>", base64): opaque to clients.
+    return base64.b64encode(f"next_ts:{ts.replace('.', '')}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.b64decode(cursor.encode(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise SlackError("invalid_cursor") from exc
+    prefix, _, digits = text.partition(":")
+    if prefix != "next_ts" or not digits.isdigit():
+        raise SlackError("invalid_cursor")
+    return int(digits)
+
+
+class SlackApi:
+    """State of the emulated workspace plus one handler per Web API method."""
+
+    def __init__(self, scenario: SlackScenario) -> None:
+        self.scenario = scenario
+        self._lock = threading.RLock()
+        self._clock = TsClock()
+        self._channels: dict[str, Channel] = {}
+        self._users: dict[str, dict[str, Any]] = {u["id"]: dict(u) for u in scenario.users}
+        self._posts: list[dict[str, Any]] = []
+        self._reactions: list[dict[str, Any]] = []
+        self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
+            "conversations.info": self._info,
+            "conversations.open": self._open,
+            "chat.postMessage": self._post_message,
+            "chat.getPermalink": self._permalink,
+            "reactions.add": self._reactions_add,
+        }
+        self._seed(scenario)
+
+    # ---- HTTP entry points -------------------------------------------------------------------------
+
+    def handle(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> Reply:
+        """Answer one Web API call (``method`` like "chat.postMessage")."""
+        handler = self._methods.get(method)
+        if handler is None:
+            return Reply.json({"ok": False, "error": "unknown_method", "req_method": method})
+        token = bearer_token(headers) or params.get("token")
+        if not token:
+            return Reply.json({"ok": False, "error": "not_authed"})
+        if token != self.scenario.token:
+            return Reply.json({"ok": False, "error": "invalid_auth"})
+        with self._lock:
+            try:
+                payload = handler(params)
+            except SlackError as exc:
+                return Reply.json({"ok": False, "error": exc.code})
+        return Reply.json({"ok": True, **payload})
+
+    @staticmethod
+    def fault_reply(fault: Fault) -> Reply:
+        """What Slack sends for an injected fault (``delay`` and ``reset`` are handled by the server)."""
+        if fault.kind == "ratelimited":
+            retry_after = str(int(fault.opts.get("retry_after", 1)))
+            return Reply.json(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": retry_after}
+            )
+        if fault.kind == "server_error":
+            status = int(fault.opts.get("status", 500))
+            return Reply.json({"ok": False, "error": "fatal_error"}, status=status)
+        if fault.kind == "slack_error":
+            return Reply.json({"ok": False, "error": str(fault.opts.get("error", "internal_error"))})
+        raise ValueError(f"fault kind {fault.kind!r} has no canned Slack reply")
+
+    # ---- Python control API (used by Sandbox) ------------------------------------------------------
+
+    def add_message(
+        self,
+        channel: str,
+        text: str,
+        user: str | None = "U0REQUESTER",
+        ts: str | None = None,
+        thread_ts: str | None = None,
+        subtype: str | None = None,
+        bot_id: str | None = None,
+        **extra: Any,
+    ) -> str:
+        """Put a message into a channel (or a thread) as if a person or another app posted it."""
+        with self._lock:
+            ch = self._require_channel(channel)
+            if thread_ts is not None:
+                parent = ch.messages.get(thread_ts)
+                if parent is None:
+                    raise ValueError(f"no message {thread_ts} in {ch.id} to reply to")
+                thread_ts = parent.get("thread_ts") or parent["ts"]
+            if ts is None:
+                ts = self._clock.next()
+            else:
+                self._clock.observe(ts)
+                ts = micros_to_ts(ts_to_micros(ts))
+                if ts in ch.messages:
+                    raise ValueError(f"message {ts} already exists in {ch.id}")
+            msg: dict[str, Any] = {
+                **extra,
+                "ts": ts,
+                "user": user,
+                "text": text,
+                "subtype": subtype,
+                "bot_id": bot_id,
+                "thread_ts": thread_ts,
+            }
+            ch.messages[ts] = msg
+            return ts
+
+    def edit_message(self, channel: str, ts: str, text: str) -> None:
+        """Change a message's text the way a user edit does (Slack then shows ``edited``)."""
+        with self._lock:
+            msg = self._require_message(channel, ts)
+            msg["text"] = text
+            msg["edited"] = {"user": msg.get("user"), "ts": self._clock.next()}
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Delete a message; a thread parent with replies becomes a tombstone, like in Slack."""
+        with self._lock:
+            ch = self._require_channel(channel)
+            msg = self._require_message(channel, ts)
+            if not _is_reply(msg) and self._thread_replies(ch, ts):
+                ch.messages[ts] = {
+                    "ts": ts,
+                    "thread_ts": ts,
+                    "subtype": "tombstone",
+                    "user": "USLACKBOT",
+                    "text": "This message was deleted.",
+                    "hidden": True,
+                }
+            else:
+                del ch.messages[ts]
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Messages the bot posted through chat.postMessage, oldest first."""
+        with self._lock:
+            channel_id = self._require_channel(channel).id if channel else None
+            return [
+                {k: copy.deepcopy(v) for k, v in p.items() if k != "dm_user"}
+                for p in self._posts
+                if channel_id is None or p["channel"] == channel_id
+            ]
+
+    def dms(self, user: str | None = None) -> list[dict[str, Any]]:
+        """The bot's posts into DM channels, each with the ``user`` it went to."""
+        with self._lock:
+            out = []
+            for post in self._posts:
+                if post["dm_user"] is None or (user is not None and post["dm_user"] != user):
+                    continue
+                entry = {k: copy.deepcopy(v) for k, v in post.items() if k != "dm_user"}
+                entry["user"] = post["dm_user"]
+                out.append(entry)
+            return out
+
+    def reactions(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Reactions the bot added, oldest first."""
+        with self._lock:
+            channel_id = self._require_channel(channel).id if channel else None
+            return [dict(r) for r in self._reactions if channel_id is None or r["channel"] == channel_id]
+
+    # ---- Web API methods ---------------------------------------------------------------------------
+
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        s = self.scenario
+        return {
+            "url": self._workspace_url(),
+            "team": s.team,
+            "user": s.bot_name,
+            "team_id": s.team_id,
+            "user_id": s.bot_user_id,
+            "bot_id": s.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _history(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_param(params)
+        oldest, latest, inclusive = self._bounds(params)
+        include_metadata = as_bool(params.get("include_all_metadata", False))
+        # Thread replies stay out of history unless they were also sent to the channel.
+        selected = [
+            m
+            for m in reversed(ch.ordered())
+            if (not _is_reply(m) or m.get("subtype") == "thread_broadcast")
+            and self._in_bounds(m, oldest, latest, inclusive)
+        ]
+        page, next_cursor = self._paginate(selected, params, _HISTORY_DEFAULT_LIMIT, descending=True)
+        return {
+            "messages": [self._render(ch, m, include_metadata) for m in page],
+            "has_more": bool(next_cursor),
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_param(params)
+        ts = str(params.get("ts") or "")
+        msg = ch.messages.get(ts)
+        if msg is None:
+            raise SlackError("thread_not_found")
+        parent_ts = msg["thread_ts"] if _is_reply(msg) else ts
+        parent = ch.messages.get(parent_ts)
+        if parent is None:
+            raise SlackError("thread_not_found")
+        oldest, latest, inclusive = self._bounds(params)
+        include_metadata = as_bool(params.get("include_all_metadata", False))
+        replies = [
+            m for m in self._thread_replies(ch, parent_ts) if self._in_bounds(m, oldest, latest, inclusive)
+        ]
+        page, next_cursor = self._paginate(
+            [parent, *replies], params, _REPLIES_DEFAULT_LIMIT, descending=False
+        )
+        return {
+            "messages": [self._render(ch, m, include_metadata) for m in page],
+            "has_more": bool(next_cursor),
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _info(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"channel": self._channel_object(self._channel_param(params))}
+
+    def _open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return_im = as_bool(params.get("return_im", False))
+        if params.get("channel"):
+            ch = self._channel_param(params)
+            if not ch.is_im:
+                raise SlackError("method_not_supported_for_channel_type")
+            return {"no_op": True, "already_open": True, "channel": self._channel_object(ch)}
+        users = [u.strip() for u in str(params.get("users") or "").split(",") if u.strip()]
+        if not users:
+            raise SlackError("users_list_not_supplied")
+        if len(users) > 1:
+            # Multi-person DMs (MPIMs) are not emulated: CreditBot only DMs one operator at a time.
+            raise SlackError("not_supported_in_sandbox")
+        user = users[0]
+        if user == self.scenario.bot_user_id:
+            raise SlackError("cannot_dm_bot")
+        if user not in self._users:
+            raise SlackError("user_not_found")
+        already = self._dm_id(user) in self._channels
+        ch = self._dm_channel(user)
+        channel = self._channel_object(ch) if return_im else {"id": ch.id}
+        return {"no_op": already, "already_open": already, "channel": channel}
+
+    def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_param(params, allow_user=True)
+        text = params.get("text")
+        if not text and not params.get("blocks") and not params.get("attachments"):
+            raise SlackError("no_text")
+        thread_ts = params.get("thread_ts") or None
+        if thread_ts is not None:
+            parent = ch.messages.get(str(thread_ts))
+            if parent is None:
+                raise SlackError("thread_not_found")
+            # Replying to a reply threads under the same parent, as Slack does.
+            thread_ts = parent["thread_ts"] if _is_reply(parent) else parent["ts"]
+        metadata = self._metadata_param(params.get("metadata"))
+        s = self.scenario
+        ts = self._clock.next()
+        msg: dict[str, Any] = {
+            "ts": ts,
+            "user": s.bot_user_id,
+            "bot_id": s.bot_id,
+            "app_id": s.app_id,
+            "text": text or "",
+            "team": s.team_id,
+            "bot_profile": {"id": s.bot_id, "app_id": s.app_id, "name": s.bot_name, "team_id": s.team_id},
+            "thread_ts": thread_ts,
+            "metadata": metadata,
+            "blocks": params.get("blocks"),
+            "attachments": params.get("attachments"),
+        }
+        if thread_ts is not None and as_bool(params.get("reply_broadcast", False)):
+            msg["subtype"] = "thread_broadcast"
+        ch.messages[ts] = msg
+        self._posts.append(
+            {
+                "channel": ch.id,
+                "ts": ts,
+                "text": msg["text"],
+                "thread_ts": thread_ts,
+                "metadata": copy.deepcopy(metadata),
+                "dm_user": ch.user if ch.is_im else None,
+            }
+        )
+        return {"channel": ch.id, "ts": ts, "message": self._render(ch, msg, include_metadata=True)}
+
+    def _permalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_param(params)
+        ts = str(params.get("message_ts") or "")
+        msg = ch.messages.get(ts)
+        if msg is None:
+            raise SlackError("message_not_found")
+        link = f"{self._workspace_url()}archives/{ch.id}/p{ts.replace('.', '')}"
+        if _is_reply(msg):
+            link += f"?thread_ts={msg['thread_ts']}&cid={ch.id}"
+        return {"channel": ch.id, "permalink": link}
+
+    def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_param(params)
+        name = str(params.get("name") or "").strip(":")
+        if not name:
+            raise SlackError("invalid_name")
+        ts = str(params.get("timestamp") or "")
+        if not ts:
+            raise SlackError("no_item_specified")
+        msg = ch.messages.get(ts)
+        if msg is None:
+            raise SlackError("message_not_found")
+        bot = self.scenario.bot_user_id
+        reactions = msg.setdefault("reactions", [])
+        existing = next((r for r in reactions if r["name"] == name), None)
+        if existing is not None and bot in existing["users"]:
+            raise SlackError("already_reacted")
+        if existing is None:
+            reactions.append({"name": name, "users": [bot], "count": 1})
+        else:
+            existing["users"].append(bot)
+            existing["count"] += 1
+        self._reactions.append({"channel": ch.id, "timestamp": ts, "name": name, "user": bot})
+        return {}
+
+    # ---- helpers -----------------------------------------------------------------------------------
+
+    def _seed(self, scenario: SlackScenario) -> None:
+        for spec in scenario.channels:
+            ch = Channel(id=spec["id"], name=spec.get("name"), created=int(spec.get("created", 1700000000)))
+            self._channels[ch.id] = ch
+            for raw in spec.get("messages", []):
+                raw = dict(raw)
+                replies = raw.pop("replies", None) or []
+                parent_ts = self._seed_message(ch, raw)
+                for reply in replies:
+                    self._seed_message(ch, {**reply, "thread_ts": parent_ts})
+
+    def _seed_message(self, ch: Channel, raw: dict[str, Any]) -> str:
+        if raw.get("ts"):
+            self._clock.observe(raw["ts"])
+            raw["ts"] = micros_to_ts(ts_to_micros(raw["ts"]))
+        else:
+            raw["ts"] = self._clock.next()
+        ch.messages[raw["ts"]] = raw
+        return raw["ts"]
+
+    def _workspace_url(self) -> str:
+        url = self.scenario.workspace_url
+        return url if url.endswith("/") else url + "/"
+
+    def _require_channel(self, channel: str | None) -> Channel:
+        ch = self._lookup_channel(channel or "")
+        if ch is None:
+            raise ValueError(f"unknown channel {channel!r}")
+        return ch
+
+    def _require_message(self, channel: str, ts: str) -> dict[str, Any]:
+        ch = self._require_channel(channel)
+        if ts not in ch.messages:
+            raise ValueError(f"no message {ts} in {ch.id}")
+        return ch.messages[ts]
+
+    def _lookup_channel(self, ref: str) -> Channel | None:
+        ref = ref.strip()
+        if ref in self._channels:
+            return self._channels[ref]
+        name = ref.removeprefix("#")
+        return next((c for c in self._channels.values() if c.name and c.name == name), None)
+
+    def _channel_param(self, params: dict[str, Any], allow_user: bool = False) -> Channel:
+        ref = str(params.get("channel") or "")
+        ch = self._lookup_channel(ref)
+        if ch is None and allow_user and ref in self._users:
+            # chat.postMessage with a user ID posts into the app's DM with that user.
+            ch = self._dm_channel(ref)
+        if ch is None:
+            raise SlackError("channel_not_found")
+        return ch
+
+    @staticmethod
+    def _dm_id(user: str) -> str:
+        # Stable and readable: U0OPERATOR -> D0OPERATOR.
+        return "D" + user[1:]
+
+    def _dm_channel(self, user: str) -> Channel:
+        dm_id = self._dm_id(user)
+        if dm_id not in self._channels:
+            self._channels[dm_id] = Channel(id=dm_id, is_im=True, user=user, created=int(time.time()))
+        return self._channels[dm_id]
+
+    def _channel_object(self, ch: Channel) -> dict[str, Any]:
+        if ch.is_im:
+            return {
+                "id": ch.id,
+                "created": ch.created,
+                "is_im": True,
+                "is_org_shared": False,
+                "user": ch.user,
+                "is_user_deleted": False,
+                "priority": 0,
+            }
+        return {
+            "id": ch.id,
+            "name": ch.name,
+            "name_normalized": ch.name,
+            "is_channel": True,
+            "is_group": False,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": False,
+            "is_archived": False,
+            "is_general": False,
+            "is_member": True,
+            "created": ch.created,
+            "context_team_id": self.scenario.team_id,
+        }
+
+    @staticmethod
+    def _bounds(params: dict[str, Any]) -> tuple[int, int | None, bool]:
+        try:
+            oldest = ts_to_micros(params["oldest"]) if params.get("oldest") else 0
+        except ValueError as exc:
+            raise SlackError("invalid_ts_oldest") from exc
+        try:
+            latest = ts_to_micros(params["latest"]) if params.get("latest") else None
+        except ValueError as exc:
+            raise SlackError("invalid_ts_latest") from exc
+        return oldest, latest, as_bool(params.get("inclusive", False))
+
+    @staticmethod
+    def _in_bounds(msg: dict[str, Any], oldest: int, latest: int | None, inclusive: bool) -> bool:
+        key = ts_to_micros(msg["ts"])
+        if inclusive:
+            return key >= oldest and (latest is None or key <= latest)
+        return key > oldest and (latest is None or key < latest)
+
+    def _paginate(
+        self, items: list[dict[str, Any]], params: dict[str, Any], default_limit: int, descending: bool
+    ) -> tuple[list[dict[str, Any]], str]:
+        try:
+            limit = int(params.get("limit") or default_limit)
+        except (TypeError, ValueError) as exc:
+            raise SlackError("invalid_limit") from exc
+        limit = min(limit if limit > 0 else default_limit, _MAX_LIMIT)
+        if self.scenario.max_page_size:
+            limit = min(limit, int(self.scenario.max_page_size))
+        start = 0
+        cursor = str(params.get("cursor") or "")
+        if cursor:
+            mark = _decode_cursor(cursor)
+            # Resume at the first message at or past the mark, so deletions mid-walk do not break it.
+            start = next(
+                (
+                    i
+                    for i, m in enumerate(items)
+                    if (ts_to_micros(m["ts"]) <= mark if descending else ts_to_micros(m["ts"]) >= mark)
+                ),
+                len(items),
+            )
+        page = items[start : start + limit]
+        rest = items[start + limit :]
+        return page, (_encode_cursor(rest[0]["ts"]) if rest else "")
+
+    @staticmethod
+    def _thread_replies(ch: Channel, parent_ts: str) -> list[dict[str, Any]]:
+        return [m for m in ch.ordered() if _is_reply(m) and m["thread_ts"] == parent_ts]
+
+    @staticmethod
+    def _metadata_param(value: Any) -> dict[str, Any] | None:
+        if value in (None, ""):
+            return None
+        if isinstance(value, str):
+            # Form-encoded calls carry metadata as a JSON string.
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise SlackError("invalid_metadata_format") from exc
+        if not isinstance(value, dict) or not value.get("event_type"):
+            raise SlackError("invalid_metadata_format")
+        payload = value.get("event_payload", {})
+        if not isinstance(payload, dict):
+            raise SlackError("invalid_metadata_format")
+        return {"event_type": str(value["event_type"]), "event_payload": payload}
+
+    def _render(self, ch: Channel, msg: dict[str, Any], include_metadata: bool) -> dict[str, Any]:
+        """The message as the Web API shows it: no nulls, thread fields, metadata only on request."""
+        out: dict[str, Any] = {"type": "message"}
+        out.update({k: copy.deepcopy(v) for k, v in msg.items() if v is not None})
+        if not include_metadata:
+            out.pop("metadata", None)
+        if _is_reply(msg):
+            parent = ch.messages.get(msg["thread_ts"])
+            if parent is not None and parent.get("user"):
+                out["parent_user_id"] = parent["user"]
+            return out
+        replies = self._thread_replies(ch, msg["ts"])
+        if replies:
+            reply_users = list(dict.fromkeys(r.get("user") for r in replies if r.get("user")))
+            out.update(
+                {
+                    "thread_ts": msg["ts"],
+                    "reply_count": len(replies),
+                    "reply_users_count": len(reply_users),
+                    "reply_users": reply_users,
+                    "latest_reply": replies[-1]["ts"],
+                    "is_locked": False,
+                }
+            )
+        return out

@@ -1,0 +1,262 @@
+"""Open the credit warehouse from inside a notebook kernel.
+
+Notebooks run in a Jupyter kernel subprocess, not in the Airflow task process, so they cannot ask Airflow's
+API for connections. The bot's notebook task exports the Airflow connection into the kernel's environment in
+Airflow's standard form, ``AIRFLOW_CONN_CREDIT_WAREHOUSE_DEFAULT``, either as JSON::
+
+    {"conn_type": "duckdb", "host": "/abs/path/sample.duckdb"}
+    {"conn_type": "trino", "host": "trino.example.com", "port": 443, "login": "svc", "password": "...",
+     "schema": "public", "extra": {"catalog": "hive", "protocol": "https"}}
+
+or as an Airflow connection URI (``duckdb://%2Fabs%2Fpath%2Fsample.duckdb``,
+``trino://svc:secret@trino.example.com:443/public?catalog=hive``).
+
+``connect()`` reads it and returns a DB-API connection (``cursor()``, ``close()``):
+
+- ``duckdb``: the database file in ``host`` (or extra ``path``), opened **read-only** -- the notebook
+  only reads, and read-only opens do not lock out other readers;
+- ``trino``: a ``trino.dbapi`` connection (needs the ``trino`` package), mirroring Airflow's Trino provider:
+  catalog from extra ``catalog`` (default ``hive``), schema from the connection's schema, basic auth
+  when a password is set.
+
+The env var is parsed here with ``json``/``urllib.parse`` rather than ``airflow.sdk.Connection``: importing
+the Airflow SDK takes seconds in a fresh kernel, and its repr includes the password.
+
+The password never appears in an exception message, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONN_ID = "credit_warehouse_default"
+SUPPORTED_CONN_TYPES = ("duckdb", "trino")
+
+
+class WarehouseConnectionError(RuntimeError):
+    """The warehouse connection is missing, malformed, unsupported or cannot be opened."""
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    """The fields of an Airflow connection that the warehouse needs. ``password`` is kept out of the repr."""
+
+    conn_id: str
+    conn_type: str
+    host: str | None = None
+    port: int | None = None
+    login: str | None = None
+    password: str | None = field(default=None, repr=False)
+    schema: str | None = None
+    # Extras can hold secrets too (tokens, keys): keep them out of the repr as well.
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def env_var_name(conn_id: str) -> str:
+    """Airflow's environment variable name for a connection id."""
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+def read_settings(conn_id: str = DEFAULT_CONN_ID, environ: dict[str, str] | None = None) -> WarehouseSettings:
+    """Parse the connection ``conn_id`` from the environment (JSON or URI form)."""
+    env = os.environ if environ is None else environ
+    name = env_var_name(conn_id)
+    raw = env.get(name, "").strip()
+    if not raw:
+        raise WarehouseConnectionError(
+            f"Airflow connection {conn_id!r} is not available to the notebook: environment variable {name} "
+            "is not set. The notebook task must export the connection into the kernel's environment "
+            f"(or set {name} by hand when running the notebook outside Airflow)."
+        )
+    settings = _from_json(conn_id, raw) if raw.startswith("{") else _from_uri(conn_id, raw)
+    if settings.conn_type not in SUPPORTED_CONN_TYPES:
+        raise WarehouseConnectionError(
+            f"Airflow connection {conn_id!r} has conn_type {settings.conn_type!r}; the notebook supports "
+            f"{', '.join(SUPPORTED_CONN_TYPES)}."
+        )
+    return settings
+
+
+def connect(conn_id: str = DEFAULT_CONN_ID) -> Any:
+    """Return an open DB-API connection to the warehouse of Airflow connection ``conn_id``."""
+    settings = read_settings(conn_id)
+    if settings.conn_type == "duckdb":
+        return _connect_duckdb(settings)
+    return _connect_trino(settings)
+
+
+def _from_json(conn_id: str, raw: str) -> WarehouseSettings:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        # `from None`: the decoder's context must not drag the raw text (with its password) into a traceback.
+        raise WarehouseConnectionError(
+            f"Airflow connection {conn_id!r} is not available to the notebook: "
+            f"{env_var_name(conn_id)} starts with '{{' but is not valid JSON."
+        ) from None
+    if not isinstance(data, dict):
+        raise WarehouseConnectionError(f"Airflow connection {conn_id!r}: the JSON form must be an object.")
+    extra = data.get("extra") or {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra) if extra.strip() else {}
+        except ValueError:
+            raise WarehouseConnectionError(
+                f"Airflow connection {conn_id!r}: 'extra' is a string but not valid JSON."
+            ) from None
+    if not isinstance(extra, dict):
+        raise WarehouseConnectionError(f"Airflow connection {conn_id!r}: 'extra' must be a JSON object.")
+    return WarehouseSettings(
+        conn_id=conn_id,
+        conn_type=_normalise_type(conn_id, data.get("conn_type")),
+        host=data.get("host") or None,
+        port=_port(conn_id, data.get("port")),
+        login=data.get("login") or None,
+        password=data.get("password") or None,
+        schema=data.get("schema") or None,
+        extra=extra,
+    )
+
+
+def _from_uri(conn_id: str, raw: str) -> WarehouseSettings:
+    """Parse Airflow's URI form: ``type://login:password@host:port/schema?extra_key=value``."""
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        raise WarehouseConnectionError(
+            f"Airflow connection {conn_id!r}: {env_var_name(conn_id)} is neither JSON nor a valid URI."
+        ) from None
+    if not parts.scheme or "://" not in raw:
+        raise WarehouseConnectionError(
+            f"Airflow connection {conn_id!r}: {env_var_name(conn_id)} is neither JSON nor a connection URI "
+            "(expected e.g. duckdb://%2Fpath%2Fto%2Ffile.duckdb or a JSON object)."
+        )
+    # Split netloc by hand: urlsplit().hostname lowercases, which would corrupt a DuckDB file path.
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    login, _, password = userinfo.partition(":")
+    host, port_text = hostport, ""
+    if hostport.count(":") == 1:
+        host, _, port_text = hostport.partition(":")
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "__extra__" in query:
+        try:
+            extra: dict[str, Any] = json.loads(query["__extra__"])
+        except ValueError:
+            raise WarehouseConnectionError(
+                f"Airflow connection {conn_id!r}: __extra__ is not valid JSON."
+            ) from None
+    else:
+        extra = dict(query)
+    return WarehouseSettings(
+        conn_id=conn_id,
+        conn_type=_normalise_type(conn_id, parts.scheme),
+        host=unquote(host) or None,
+        port=_port(conn_id, port_text),
+        login=unquote(login) or None,
+        password=unquote(password) or None,
+        schema=unquote(parts.path.lstrip("/")) or None,
+        extra=extra,
+    )
+
+
+def _normalise_type(conn_id: str, conn_type: Any) -> str:
+    if not conn_type or not isinstance(conn_type, str):
+        raise WarehouseConnectionError(f"Airflow connection {conn_id!r} has no conn_type.")
+    # Airflow writes URI schemes with '-' for '_' (e.g. google-cloud-platform).
+    return conn_type.strip().lower().replace("-", "_")
+
+
+def _port(conn_id: str, value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise WarehouseConnectionError(f"Airflow connection {conn_id!r}: port is not a number.") from None
+
+
+def duckdb_path(settings: WarehouseSettings) -> Path:
+    """The DuckDB file of a ``duckdb`` connection: extra ``path``, else ``host``, else the URI path."""
+    candidate = settings.extra.get("path") or settings.host
+    if not candidate and settings.schema:
+        # duckdb:///abs/path.duckdb puts the path in the URI path, i.e. the schema field.
+        candidate = "/" + settings.schema
+    if not candidate:
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r} (duckdb) names no database file: set its host "
+            "(or extra 'path') to the absolute path of the .duckdb file."
+        )
+    return Path(str(candidate)).expanduser()
+
+
+def _connect_duckdb(settings: WarehouseSettings) -> Any:
+    import duckdb
+
+    path = duckdb_path(settings)
+    if not path.is_file():
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r} points to DuckDB file {path}, which does not exist. "
+            "Build the sample warehouse with `python -m credit_bot.sample_warehouse` or fix the host."
+        )
+    log.info("Opening DuckDB warehouse %s read-only (connection %s)", path, settings.conn_id)
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r}: cannot open DuckDB file {path}: {exc}"
+        ) from None
+
+
+def _connect_trino(settings: WarehouseSettings) -> Any:
+    try:
+        import trino.auth
+        import trino.dbapi
+    except ImportError:
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r} is a Trino connection, but the Python package 'trino' "
+            "is not installed in the notebook kernel's environment. Install it (pip install trino, or the "
+            "apache-airflow-providers-trino extra) or point the connection at a DuckDB file."
+        ) from None
+    if not settings.host:
+        raise WarehouseConnectionError(f"Airflow connection {settings.conn_id!r} (trino) has no host.")
+    extra = settings.extra
+    user = settings.login or extra.get("user")
+    auth = None
+    if settings.password:
+        if not user:
+            raise WarehouseConnectionError(
+                f"Airflow connection {settings.conn_id!r} (trino) has a password but no login."
+            )
+        auth = trino.auth.BasicAuthentication(user, settings.password)
+    # Defaults follow Airflow's Trino provider: https when authenticating, catalog 'hive'.
+    http_scheme = str(extra.get("protocol") or ("https" if auth else "http"))
+    verify = extra.get("verify", True)
+    if isinstance(verify, str) and verify.lower() in ("false", "0", "no"):
+        verify = False
+    port = settings.port or (443 if http_scheme == "https" else 8080)
+    log.info("Connecting to Trino %s:%s as %s (connection %s)", settings.host, port, user, settings.conn_id)
+    try:
+        return trino.dbapi.connect(
+            host=settings.host,
+            port=port,
+            user=user,
+            catalog=extra.get("catalog", "hive"),
+            schema=settings.schema,
+            http_scheme=http_scheme,
+            auth=auth,
+            verify=verify,
+            source=str(extra.get("source", "credit-bot")),
+        )
+    except Exception as exc:  # the client's error types vary by version; report the class, not the text
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r}: cannot connect to Trino at {settings.host} "
+            f"({type(exc).__name__}). Check host, port, credentials and network."
+        ) from None

@@ -1,0 +1,221 @@
+"""The Looker half of the sandbox, driven through the real looker_sdk 4.0 client over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from looker_sdk.error import SDKError
+from looker_sdk.sdk.api40.methods import Looker40SDK
+
+from credit_bot.sandbox import Sandbox
+
+MakeLooker = Callable[..., Looker40SDK]
+
+
+def login_calls(sb: Sandbox) -> int:
+    return len(sb.calls(api="looker", method="POST /login"))
+
+
+def raw_login(sb: Sandbox) -> str:
+    resp = requests.post(
+        f"{sb.looker_base_url}/api/4.0/login",
+        data={"client_id": sb.looker_client_id, "client_secret": sb.looker_client_secret},
+        timeout=5,
+    )
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["token_type"] == "Bearer"
+    return body["access_token"]
+
+
+def test_look_with_its_query(looker: Looker40SDK) -> None:
+    look = looker.look("123")
+    assert (look.id, look.title, look.query_id) == ("123", "Fraud spend Acme", "501")
+    assert look.query is not None
+    assert (look.query.slug, look.query.model, look.query.view) == (
+        "qAcme01",
+        "billing",
+        "counters_by_billable_item",
+    )
+    assert look.query.fields == ["billable_items.iso_country_code", "counters_by_billable_item.total_sum"]
+
+
+@pytest.mark.parametrize(
+    "fetch",
+    [
+        pytest.param(lambda sdk: sdk.query("501"), id="by-id"),
+        pytest.param(lambda sdk: sdk.query_for_slug("qAcme01"), id="by-slug"),
+    ],
+)
+def test_query_by_id_and_slug(looker: Looker40SDK, fetch: Callable[[Looker40SDK], Any]) -> None:
+    query = fetch(looker)
+    assert (query.id, query.slug, query.model) == ("501", "qAcme01", "billing")
+    assert query.share_url == "https://credit-sandbox.cloud.looker.com/x/qAcme01"
+
+
+def test_run_query_as_sql_returns_the_sql_text(looker: Looker40SDK) -> None:
+    sql = looker.run_query("501", "sql")
+    assert isinstance(sql, str)
+    assert sql.startswith("SELECT")
+    assert "LIKE '%Authy%'" in sql
+
+
+@pytest.mark.parametrize(
+    ("result_format", "check"),
+    [
+        pytest.param(
+            "json", lambda body: json.loads(body)[1]["billable_items.iso_country_code"] == "PK", id="json"
+        ),
+        pytest.param("csv", lambda body: body.splitlines()[1] == "ID,120.5", id="csv"),
+        pytest.param("txt", lambda body: body.splitlines()[2] == "PK\t59.23", id="txt"),
+    ],
+)
+def test_run_query_result_formats(
+    looker: Looker40SDK, result_format: str, check: Callable[[str], bool]
+) -> None:
+    assert check(looker.run_query("501", result_format))
+
+
+def test_dashboard_elements(looker: Looker40SDK) -> None:
+    elements = {e.id: e for e in looker.dashboard("7").dashboard_elements}
+    assert set(elements) == {"71", "72", "73"}
+    vis = elements["71"]
+    assert (vis.type, vis.query_id, vis.query.slug) == ("vis", "501", "qAcme01")
+    assert vis.result_maker.query_id == "501"
+    text = elements["72"]
+    assert (text.type, text.query_id, text.look_id, text.result_maker) == ("text", None, None, None)
+    saved = elements["73"]
+    assert (saved.look_id, saved.look.query_id, saved.look.query.slug) == ("124", "502", "qPsms02")
+    assert saved.result_maker.query.id == "502"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda sdk: sdk.look("999"), id="look"),
+        pytest.param(lambda sdk: sdk.look("abc"), id="look-non-numeric"),
+        pytest.param(lambda sdk: sdk.query("999"), id="query"),
+        pytest.param(lambda sdk: sdk.query_for_slug("nope"), id="slug"),
+        pytest.param(lambda sdk: sdk.run_query("999", "sql"), id="run"),
+        pytest.param(lambda sdk: sdk.dashboard("0"), id="dashboard"),
+    ],
+)
+def test_unknown_ids_are_404_sdk_errors(
+    sandbox: Sandbox, looker: Looker40SDK, call: Callable[[Looker40SDK], Any]
+) -> None:
+    with pytest.raises(SDKError) as excinfo:
+        call(looker)
+    assert excinfo.value.message == "Not found"
+    assert sandbox.calls(api="looker")[-1]["status"] == 404
+
+
+def test_bad_credentials_fail_at_login(sandbox: Sandbox, make_looker: MakeLooker) -> None:
+    sdk = make_looker(sandbox, client_secret="not-the-sandbox-secret")
+    with pytest.raises(SDKError) as excinfo:
+        sdk.look("123")
+    assert "Not found" in str(excinfo.value)
+    assert [c["status"] for c in sandbox.calls(api="looker")] == [404]
+    assert "client_secret" not in sandbox.calls(api="looker")[0]["params"]  # never logged
+
+
+@pytest.mark.parametrize(
+    ("ttl", "expected_logins"),
+    [
+        pytest.param(3600, 1, id="long-ttl-one-login"),
+        # looker_sdk renews 10 s before expiry, so a 1 s token is renewed before every call.
+        pytest.param(1, 3, id="short-ttl-login-per-call"),
+    ],
+)
+def test_sdk_logs_in_again_when_token_expires(
+    make_sandbox: Callable[..., Sandbox], make_looker: MakeLooker, ttl: int, expected_logins: int
+) -> None:
+    sb = make_sandbox(looker={"token_ttl_seconds": ttl})
+    sdk = make_looker(sb)
+    for _ in range(3):
+        assert sdk.look("123").id == "123"
+    assert login_calls(sb) == expected_logins
+
+
+def test_revoked_token_gives_401_until_a_new_login(sandbox: Sandbox, make_looker: MakeLooker) -> None:
+    sdk = make_looker(sandbox)
+    assert sdk.look("123").id == "123"
+    assert sandbox.expire_looker_tokens() == 1
+
+    with pytest.raises(SDKError) as excinfo:
+        sdk.look("123")
+
+    assert excinfo.value.message == "Requires authentication."
+    assert sandbox.calls(api="looker")[-1]["status"] == 401
+    assert make_looker(sandbox).look("123").id == "123"  # a fresh login works again
+
+
+def test_tokens_expire_server_side(make_sandbox: Callable[..., Sandbox]) -> None:
+    sb = make_sandbox(looker={"token_ttl_seconds": 0.3})
+    token = raw_login(sb)
+    url = f"{sb.url}/api/4.0/looks/123"
+    assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 200
+    time.sleep(0.35)
+    assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        pytest.param("Bearer {token}", 200, id="bearer"),
+        pytest.param("token {token}", 200, id="token-scheme"),
+        pytest.param("Bearer sandbox-looker-token-unknown", 401, id="unknown-token"),
+        pytest.param(None, 401, id="missing"),
+    ],
+)
+def test_auth_header_schemes(sandbox: Sandbox, header: str | None, status: int) -> None:
+    token = raw_login(sandbox)
+    headers = {"Authorization": header.format(token=token)} if header else {}
+    resp = requests.get(f"{sandbox.looker_base_url}/api/4.0/queries/501", headers=headers, timeout=5)
+    assert resp.status_code == status
+    if status == 401:
+        assert resp.json()["message"] == "Requires authentication."
+
+
+def test_logout_revokes_the_token(sandbox: Sandbox, make_looker: MakeLooker) -> None:
+    sdk = make_looker(sandbox)
+    assert sdk.look("123").id == "123"
+    token = sdk.auth.token.access_token
+    sdk.auth.logout()
+    assert sandbox.calls(api="looker")[-1]["method"] == "DELETE /logout"
+    assert sandbox.calls(api="looker")[-1]["status"] == 204
+    resp = requests.get(
+        f"{sandbox.url}/api/4.0/looks/123", headers={"Authorization": f"token {token}"}, timeout=5
+    )
+    assert resp.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("kind", "opts", "status"),
+    [
+        pytest.param("server_error", {"status": 503}, 503, id="server-error"),
+        pytest.param("unauthorized", {}, 401, id="unauthorized"),
+        pytest.param("not_found", {}, 404, id="not-found"),
+        pytest.param("reset", {}, 0, id="reset"),
+    ],
+)
+def test_faults_fail_one_call_then_recover(
+    sandbox: Sandbox, looker: Looker40SDK, kind: str, opts: dict[str, Any], status: int
+) -> None:
+    sandbox.inject("looker", "GET /looks/{id}", kind, **opts)
+    with pytest.raises(SDKError):
+        looker.look("123")
+    assert looker.look("123").id == "123"
+    assert [c["status"] for c in sandbox.calls(method="GET /looks/{id}")] == [status, 200]
+
+
+def test_wildcard_fault_hits_login_too(sandbox: Sandbox, looker: Looker40SDK) -> None:
+    sandbox.inject("looker", "*", "server_error")
+    with pytest.raises(SDKError):
+        looker.look("123")
+    assert sandbox.calls(api="looker")[0]["method"] == "POST /login"
+    assert sandbox.calls(api="looker")[0]["status"] == 500

@@ -1,0 +1,196 @@
+"""Tests for credit_bot.warehouse: reading the exported Airflow connection and opening the warehouse."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import duckdb
+import pytest
+
+from credit_bot import sample_warehouse, warehouse
+from credit_bot.warehouse import WarehouseConnectionError
+
+ENV = "AIRFLOW_CONN_CREDIT_WAREHOUSE_DEFAULT"
+SECRET = "fake-warehouse-password-for-tests"
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A mixed-case directory: URI parsing must not lowercase the path.
+    return sample_warehouse.build(tmp_path_factory.mktemp("WareHouse") / "Sample.duckdb")
+
+
+def _count(conn: Any) -> int:
+    cursor = conn.cursor()
+    cursor.execute("SELECT COUNT(*) FROM public.rawpii_accounts")
+    return int(cursor.fetchone()[0])
+
+
+def test_env_var_name() -> None:
+    assert warehouse.env_var_name("credit_warehouse_default") == ENV
+
+
+def test_duckdb_json_connection_is_read_only(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV, json.dumps({"conn_type": "duckdb", "host": str(db), "password": SECRET}))
+    conn = warehouse.connect()
+    try:
+        assert _count(conn) == 7
+        with pytest.raises(duckdb.Error, match=r"(?i)read.only"):
+            conn.execute("DELETE FROM public.rawpii_accounts")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("duckdb://{q}", id="uri-host"),
+        pytest.param("duckdb://?path={q}", id="uri-extra-path"),
+        pytest.param('{{"conn_type": "duckdb", "extra": {{"path": "{p}"}}}}', id="json-extra-path"),
+        pytest.param(
+            '{{"conn_type": "duckdb", "extra": "{{\\"path\\": \\"{p}\\"}}"}}', id="json-extra-string"
+        ),
+    ],
+)
+def test_duckdb_path_forms(value: str, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV, value.format(q=quote(str(db), safe=""), p=str(db)))
+    assert warehouse.duckdb_path(warehouse.read_settings()) == db
+    conn = warehouse.connect()
+    try:
+        assert _count(conn) == 7
+    finally:
+        conn.close()
+
+
+def test_uri_fields_are_decoded() -> None:
+    uri = f"trino://svc%40corp:{quote(SECRET)}@Trino.Example.com:8443/public?catalog=hive&protocol=https"
+    settings = warehouse.read_settings(environ={ENV: uri})
+    assert settings.conn_type == "trino"
+    assert (settings.host, settings.port, settings.login, settings.schema) == (
+        "Trino.Example.com",
+        8443,
+        "svc@corp",
+        "public",
+    )
+    assert settings.password == SECRET
+    assert settings.extra == {"catalog": "hive", "protocol": "https"}
+    assert SECRET not in repr(settings)
+
+
+def test_missing_connection_names_the_conn_and_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV, raising=False)
+    with pytest.raises(WarehouseConnectionError) as info:
+        warehouse.connect()
+    assert "'credit_warehouse_default' is not available to the notebook" in str(info.value)
+    assert ENV in str(info.value)
+
+
+def test_missing_duckdb_file_says_how_to_build_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV, json.dumps({"conn_type": "duckdb", "host": str(tmp_path / "nope.duckdb")}))
+    with pytest.raises(WarehouseConnectionError, match=r"does not exist.*credit_bot\.sample_warehouse"):
+        warehouse.connect()
+    assert not (tmp_path / "nope.duckdb").exists()  # read-only: never creates an empty database
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param('{"conn_type": "duckdb", "password": "' + SECRET + '"', "not valid JSON", id="bad-json"),
+        pytest.param(
+            json.dumps({"conn_type": "postgres", "host": "db", "password": SECRET}),
+            "supports duckdb",
+            id="type",
+        ),
+        pytest.param(
+            json.dumps({"conn_type": "duckdb", "password": SECRET}), "names no database file", id="nofile"
+        ),
+        pytest.param(json.dumps({"host": "x", "password": SECRET}), "has no conn_type", id="no-type"),
+        pytest.param(f"trino://u:{SECRET}@host:notaport/s", "port is not a number", id="bad-port"),
+        pytest.param(f"just-some-text-{SECRET}", "neither JSON nor a connection URI", id="not-a-uri"),
+        pytest.param(
+            json.dumps({"conn_type": "trino", "password": SECRET, "login": "svc"}),
+            "has no host",
+            id="trino-nohost",
+        ),
+    ],
+)
+def test_errors_are_specific_and_never_show_the_password(
+    value: str, message: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(ENV, value)
+    # Pretend trino is installed so the trino case reaches its own validation.
+    monkeypatch.setitem(sys.modules, "trino", _fake_trino({}))
+    monkeypatch.setitem(sys.modules, "trino.auth", sys.modules["trino"].auth)
+    monkeypatch.setitem(sys.modules, "trino.dbapi", sys.modules["trino"].dbapi)
+    with pytest.raises(WarehouseConnectionError) as info:
+        warehouse.connect()
+    assert message in str(info.value)
+    assert SECRET not in str(info.value)
+    # `from None`: no chained exception that could carry the raw value into a traceback.
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None or info.value.__suppress_context__
+    assert SECRET not in caplog.text
+
+
+def _fake_trino(calls: dict[str, Any]) -> types.ModuleType:
+    module = types.ModuleType("trino")
+
+    class BasicAuthentication:
+        def __init__(self, user: str, password: str) -> None:
+            self.user, self.password = user, password
+
+        def __repr__(self) -> str:
+            return f"BasicAuthentication({self.user!r}, ***)"
+
+    def connect(**kwargs: Any) -> str:
+        calls.update(kwargs)
+        return "trino-connection"
+
+    module.auth = types.SimpleNamespace(BasicAuthentication=BasicAuthentication)  # type: ignore[attr-defined]
+    module.dbapi = types.SimpleNamespace(connect=connect)  # type: ignore[attr-defined]
+    return module
+
+
+def test_trino_connection_follows_the_airflow_provider(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: dict[str, Any] = {}
+    fake = _fake_trino(calls)
+    monkeypatch.setitem(sys.modules, "trino", fake)
+    monkeypatch.setitem(sys.modules, "trino.auth", fake.auth)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "trino.dbapi", fake.dbapi)  # type: ignore[attr-defined]
+    conn = {
+        "conn_type": "trino",
+        "host": "trino.example.com",
+        "port": 443,
+        "login": "svc",
+        "password": SECRET,
+        "schema": "public",
+        "extra": {"catalog": "warehouse"},
+    }
+    monkeypatch.setenv(ENV, json.dumps(conn))
+    caplog.set_level("DEBUG", logger="credit_bot.warehouse")
+    assert warehouse.connect() == "trino-connection"
+    assert calls["host"] == "trino.example.com"
+    assert calls["port"] == 443
+    assert calls["user"] == "svc"
+    assert calls["catalog"] == "warehouse"
+    assert calls["schema"] == "public"
+    assert calls["http_scheme"] == "https"
+    assert calls["auth"].password == SECRET
+    assert "trino.example.com" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_trino_without_the_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes `import trino` raise ImportError, whatever is installed.
+    monkeypatch.setitem(sys.modules, "trino", None)
+    monkeypatch.setenv(ENV, json.dumps({"conn_type": "trino", "host": "h", "login": "u", "password": SECRET}))
+    with pytest.raises(WarehouseConnectionError, match="Python package 'trino' is not installed") as info:
+        warehouse.connect()
+    assert SECRET not in str(info.value)
