@@ -94,11 +94,11 @@ def credit_bot():
         return steps.resolve(request, run, context["run_id"])
 
     @task(trigger_rule="all_done")
-    def notebook_jobs(resolved: list, run: dict, requests: list) -> list[dict]:
+    def notebook_jobs(resolved: list, run: dict) -> list[dict]:
         from credit_bot import steps
 
-        resolved_list = [resolved[i] for i in range(len(resolved))]
-        return steps.notebook_jobs(resolved_list, run, [requests[i] for i in range(len(requests))])
+        # Index the lazy sequence by its length; iterating it probes one XCom past the end.
+        return steps.notebook_jobs([resolved[i] for i in range(len(resolved))], run)
 
     @task(trigger_rule="all_done", map_index_template="{{ request_label }}")
     def post_results(request: dict, run: dict) -> dict:
@@ -110,18 +110,23 @@ def credit_bot():
         resolved = ti.xcom_pull(task_ids="resolve", map_indexes=ti.map_index)
         return steps.post_results(request, run, resolved, ti.log_url)
 
-    @task(trigger_rule="all_done", retries=TASK_RETRIES)
-    def record_ledger(run: dict, requests: list, outcomes: list) -> dict:
+    @task(trigger_rule="all_done")
+    def record_ledger(outcomes: list) -> dict:
         from credit_bot import steps
 
-        window = get_current_context()["ti"].xcom_pull(task_ids="fetch_requests", key="window")
+        ti = get_current_context()["ti"]
+        run, requests = ti.xcom_pull(task_ids="load_settings"), ti.xcom_pull(task_ids="fetch_requests")
+        if run is None or requests is None:
+            # Fail (not skip) so the run shows failed; the next run reads the same messages again.
+            raise RuntimeError("nothing to record: load_settings or fetch_requests failed, see its log")
+        window = ti.xcom_pull(task_ids="fetch_requests", key="window")
         # Index the lazy sequence by its length; iterating it probes one XCom past the end.
         return steps.record_ledger(run, requests, window, [outcomes[i] for i in range(len(outcomes))])
 
     run = load_settings()
     requests = fetch_requests(run)
     resolved = resolve.partial(run=run).expand(request=requests)
-    jobs = notebook_jobs(resolved, run, requests)
+    jobs = notebook_jobs(resolved, run)
     notebooks = CreditNotebookOperator.partial(
         task_id="run_notebook",
         map_index_template="{{ task.request_label }}",
@@ -129,7 +134,7 @@ def credit_bot():
     ).expand_kwargs(jobs)
     outcomes = post_results.partial(run=run).expand(request=requests)
     notebooks >> outcomes
-    record_ledger(run, requests, outcomes)
+    record_ledger(outcomes) << requests
 
 
 dag = credit_bot()

@@ -141,7 +141,11 @@ def select(
             requests.append(Request(**base, reason="retry"))
         elif outcome == ledger.LINK_REQUESTED:
             asked_at = float(entry.get("reply_ts") or ts)
-            if now.timestamp() - asked_at > link_wait_hours * 3600:
+            # A link already in the (edited) post is worked on even when the wait is over, e.g. after
+            # an outage: expiring it would drop a request that did get its link.
+            if looker_urls(text, list(looker_hosts)):
+                requests.append(Request(**base, reason="link_added"))
+            elif now.timestamp() - asked_at > link_wait_hours * 3600:
                 outcomes.append(
                     {
                         "ts": ts,
@@ -151,8 +155,6 @@ def select(
                     }
                 )
                 notes.append(f"{ts}: link request expired after {link_wait_hours} h")
-            elif looker_urls(text, list(looker_hosts)):
-                requests.append(Request(**base, reason="link_added"))
             elif thread_has_new_replies(message, entry.get("reply_ts")):
                 requests.append(Request(**base, reason="check_thread"))
         else:

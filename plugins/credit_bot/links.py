@@ -106,12 +106,16 @@ def looker_urls(text: str, looker_hosts: list[str]) -> list[str]:
     allowed = {normalize_host(h) for h in looker_hosts if h.strip()}
     result = []
     for url in find_urls(text):
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https"):
-            continue
         try:
+            parts = urlsplit(url)  # raises on a malformed IPv6 literal such as "https://[::1/"
             host = normalize_host(parts.hostname or "")
         except ValueError:  # malformed port or IPv6 literal
+            continue
+        if parts.scheme.lower() not in ("http", "https"):
+            continue
+        # Browsers read a backslash as "/", so "https://evil.example<backslash>@looker-host/…" opens
+        # evil.example while urlsplit sees the Looker host: a look-alike, not a Looker link.
+        if "\\" in parts.netloc:
             continue
         if host in allowed:
             result.append(url)

@@ -78,16 +78,27 @@ def connection_env(sandbox: Sandbox, warehouse: Path) -> dict[str, str]:
 
 @contextmanager
 def local_stack(
-    output_dir: Path, scenario: Path = DEMO_SCENARIO, warehouse: Path = SAMPLE_WAREHOUSE, **settings: Any
+    output_dir: Path,
+    scenario: Path | dict[str, Any] = DEMO_SCENARIO,
+    warehouse: Path = SAMPLE_WAREHOUSE,
+    **settings: Any,
 ) -> Iterator[LocalStack]:
-    """Sandbox running, warehouse built, connections and settings in the environment; undone on exit."""
+    """Sandbox running, warehouse built, connections and settings in the environment; undone on exit.
+
+    ``scenario`` is a scenario file, or its parsed JSON (relative ``sql_file`` paths then resolve
+    against the demo scenario's folder).
+    """
     from credit_bot.sample_warehouse import build
     from credit_bot.sandbox import Sandbox
 
     if not warehouse.exists():
         build(warehouse)
     saved = dict(os.environ)
-    with Sandbox.from_scenario(scenario) as sandbox:
+    if isinstance(scenario, dict):
+        sandbox_app = Sandbox.from_dict(scenario, base_dir=DEMO_SCENARIO.parent)
+    else:
+        sandbox_app = Sandbox.from_scenario(scenario)
+    with sandbox_app as sandbox:
         os.environ.update(connection_env(sandbox, warehouse))
         os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
         stack = LocalStack(sandbox=sandbox, warehouse=warehouse, output_dir=output_dir)
@@ -107,9 +118,3 @@ def load_dag() -> DAG:
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     return bag.dags["credit_bot"]
-
-
-def run_dag(dag: DAG, **conf: Any) -> str:
-    """One full run through ``dag.test()``; returns the run's final state."""
-    run = dag.test(run_conf=conf or None)
-    return str(run.state)

@@ -25,10 +25,10 @@ def to_decimal(value: Any) -> Decimal:
     Floats go through ``repr``, the shortest string that round-trips, so ``4948.8`` stays
     ``4948.8`` and does not become ``4948.8000000000001818…``.
     """
-    if isinstance(value, bool):
-        raise InvalidAmount(f"credit_amount is a boolean ({value}), not an amount")
     if hasattr(value, "item") and hasattr(value, "dtype"):  # numpy scalar
         value = value.item()
+    if isinstance(value, bool):  # after unwrapping: numpy.bool_ becomes bool, an int subclass
+        raise InvalidAmount(f"credit_amount is a boolean ({value}), not an amount")
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):

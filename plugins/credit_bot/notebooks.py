@@ -93,6 +93,12 @@ def instrumented_copy(input_nb: str, directory: Path) -> Path:
     nb.cells = [c for c in nb.cells if READOUT_TAG not in c.get("metadata", {}).get("tags", [])]
     cell = nbformat.v4.new_code_cell(READOUT_SOURCE)
     cell.metadata["tags"] = [READOUT_TAG]
+    # new_code_cell makes a random id, which would change the digest on every call; notebooks
+    # older than nbformat 4.5 have no cell ids at all.
+    if nb.get("nbformat_minor", 0) >= 5:
+        cell["id"] = READOUT_TAG
+    else:
+        cell.pop("id", None)
     nb.cells.append(cell)
     text = nbformat.writes(nb)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -28,6 +28,7 @@ def load_settings(params: dict[str, Any]) -> dict[str, Any]:
     from credit_bot.slack import SLACK_CONN_ID
 
     settings = Settings.from_json(Variable.get(SETTINGS_VARIABLE, default=None))
+    settings.validate()  # an unset Variable gives defaults, which still need looker_hosts
     channel = (params.get("channel") or "").strip() or settings.channel
     message_ts = (params.get("message_ts") or "").strip() or None
     if message_ts:
@@ -155,10 +156,19 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
     from credit_bot.products import match_product
 
     settings = _settings(run)
+    label = intake.Request(**request).label
     urls = looker_urls(request["text"], list(settings.looker_hosts))
     if not urls:
         log.info("no Looker link on %s in the message", ", ".join(settings.looker_hosts))
-        return {"status": "no_link", "links": [], "jobs": [], "problems": [], "ignored": []}
+        return {
+            "ts": request["ts"],
+            "label": label,
+            "status": "no_link",
+            "links": [],
+            "jobs": [],
+            "problems": [],
+            "ignored": [],
+        }
     hook = LookerHook(looker_conn_id=LOOKER_CONN_ID)
     jobs: list[dict[str, Any]] = []
     problems: list[str] = []
@@ -195,17 +205,26 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
     for item in ignored:
         log.info("ignored: %s", item)
     status = "failed" if problems else "ready" if jobs else "ignored"
-    return {"status": status, "links": urls, "jobs": jobs, "problems": problems, "ignored": ignored}
+    return {
+        "ts": request["ts"],
+        "label": label,
+        "status": status,
+        "links": urls,
+        "jobs": jobs,
+        "problems": problems,
+        "ignored": ignored,
+    }
 
 
 # ── notebook_jobs ──────────────────────────────────────────────────────────────────────────────
-def notebook_jobs(
-    resolved: list[dict[str, Any] | None], run: dict[str, Any], requests: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """One PapermillOperator kwargs dict per Verify query of every request that resolved cleanly."""
+def notebook_jobs(resolved: list[dict[str, Any] | None], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """One PapermillOperator kwargs dict per Verify query of every request that resolved cleanly.
+
+    ``resolved`` holds only the resolve tasks that succeeded, so each result names its request.
+    """
     settings = _settings(run)
     jobs = []
-    for request, result in zip(requests, resolved, strict=False):
+    for result in resolved:
         if not result or result["status"] != "ready":
             continue
         for job in result["jobs"]:
@@ -217,7 +236,7 @@ def notebook_jobs(
                     "kernel_name": settings.kernel_name,
                     "warehouse_conn_id": settings.warehouse_conn_id,
                     "timeout_seconds": settings.notebook_timeout_seconds,
-                    "request_label": f"{intake.Request(**request).label} · {job['product']} #{len(jobs)}",
+                    "request_label": f"{result['label']} · {job['product']} #{len(jobs)}",
                 }
             )
     return jobs

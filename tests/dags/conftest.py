@@ -1,0 +1,89 @@
+"""Fixtures for full DAG runs: the parsed DAG, the sandbox stack, and helpers to read what happened."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from credit_bot.local import DEMO_SCENARIO, LocalStack, load_dag, local_stack
+
+TEST_NOTEBOOK = Path(__file__).resolve().parents[1] / "data" / "fixed_result.ipynb"
+CHANNEL = "C0CREDITTEST"
+HOST = "https://credit-sandbox.cloud.looker.com"
+
+# Looks whose SQL drives the fixed-result test notebook: (look id, SQL marker).
+RESULT_LOOKS = {
+    901: "RESULT=4948.8 SPEND=9000",
+    902: "RESULT=-12.5",
+    903: "RESULT=nan",
+    904: "RESULT='about forty dollars'",
+    905: "RESULT=raise",
+    906: "RESULT=150 SPEND=100",
+    907: "RESULT=12.345",
+}
+
+
+def scenario() -> dict[str, Any]:
+    data = copy.deepcopy(json.loads(DEMO_SCENARIO.read_text()))
+    looker = data["looker"]
+    for look_id, marker in RESULT_LOOKS.items():
+        looker["queries"].append(
+            {
+                "id": look_id * 10,
+                "slug": f"qTest{look_id}",
+                "model": "billing",
+                "view": "test",
+                "sql": f"SELECT 1 -- test query, product Authy\n-- Authy {marker}",
+            }
+        )
+        looker["looks"].append({"id": look_id, "title": f"test look {look_id}", "query_id": look_id * 10})
+    return data
+
+
+@pytest.fixture(scope="session")
+def dag() -> Any:
+    return load_dag()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[LocalStack]:
+    """The sandbox with the demo data plus test Looks, live mode, a fresh ledger."""
+    from airflow.models.variable import Variable
+
+    from credit_bot.ledger import LEDGER_VARIABLE
+
+    Variable.delete(LEDGER_VARIABLE)
+    with local_stack(tmp_path / "notebooks", scenario=scenario()) as running:
+        yield running
+    Variable.delete(LEDGER_VARIABLE)
+
+
+@pytest.fixture
+def post(stack: LocalStack) -> Callable[..., str]:
+    def _post(text: str, user: str = "U0REQUESTER", **extra: Any) -> str:
+        return stack.sandbox.add_message(CHANNEL, text, user=user, **extra)
+
+    return _post
+
+
+def fixed_result_rule(pattern: str = "RESULT=") -> dict[str, Any]:
+    """Settings products that route the test Looks to the fixed-result notebook, the rest as usual."""
+    return {"name": "verify", "pattern": pattern, "notebook": str(TEST_NOTEBOOK)}
+
+
+def thread_posts(stack: LocalStack, ts: str) -> list[str]:
+    return [p["text"] for p in stack.sandbox.posts(CHANNEL) if p.get("thread_ts") == ts]
+
+
+def ledger_entry(ts: str, mode: str = "live") -> dict[str, Any]:
+    from airflow.models.variable import Variable
+
+    from credit_bot.ledger import LEDGER_VARIABLE
+
+    book = json.loads(Variable.get(LEDGER_VARIABLE))
+    return book["channels"][CHANNEL][mode]["requests"][ts]

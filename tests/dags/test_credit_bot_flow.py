@@ -1,0 +1,201 @@
+"""Full runs of the credit_bot DAG through Airflow (``dag.test()``) against the sandbox.
+
+Each test posts requests into the sandbox channel, runs the DAG, and asserts the exact Slack
+calls the sandbox saw: the thread replies, the operator DMs, and that nothing is posted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.dags.conftest import CHANNEL, HOST, fixed_result_rule, ledger_entry, thread_posts
+
+pytestmark = pytest.mark.integration
+
+LINK_REQUEST = "Please provide a Looker link"
+
+
+def run(dag, **conf):
+    # Every param is passed explicitly: dag.test() keeps the last run's conf in the DAG's params.
+    params = {"channel": None, "message_ts": None, "dry_run": None, "force": False, **conf}
+    return str(dag.test(run_conf=params).state)
+
+
+def test_answers_each_kind_of_request_once(dag, stack, post):
+    look = post(
+        f"Credit request acme\nFraud spend: <{HOST}/looks/101|$20,902.40>\n"
+        "Ticket: <https://acme.zendesk.com/agent/tickets/1|#1>"
+    )
+    explore = post(
+        f"bolt: <{HOST}/explore/billing/counters_by_billable_item?qid=qBolt01&amp;toggle=fil|$2,389.84>"
+    )
+    short = post(f"delta via share link <{HOST}/x/qDelta01>")
+    dashboard = post(f"<{HOST}/dashboards/7|dashboard>")
+    several = post(f"two links: <{HOST}/looks/101|acme> and <{HOST}/explore/billing/v?qid=qBolt01|bolt>")
+    psms = post(f"PSMS: <{HOST}/looks/106>")
+    no_link = post("please credit this customer, thanks")
+    zendesk_only = post("see <https://acme.zendesk.com/agent/tickets/77|#77>")
+    join = post("<@U0ANALYST> has joined the channel", user="U0ANALYST", subtype="channel_join")
+    other_bot = post("digest", user="U0OTHERBOT", subtype="bot_message", bot_id="B0OTHER")
+
+    assert run(dag) == "success"
+
+    assert thread_posts(stack, look) == ["Approved, $10,229.83, exceptions"]
+    assert thread_posts(stack, explore) == ["Approved, $1,283.04, exceptions"]
+    assert thread_posts(stack, short) == ["Approved, $1,287.07, exceptions"]
+    assert thread_posts(stack, dashboard) == ["Approved, $1,283.04, exceptions"]  # bolt + cobalt ($0.00)
+    assert thread_posts(stack, several) == ["Approved, $11,512.87, exceptions"]
+    for silent in (psms, join, other_bot):
+        assert thread_posts(stack, silent) == []
+    for asked in (no_link, zendesk_only):
+        [text] = thread_posts(stack, asked)
+        assert text.startswith(LINK_REQUEST)
+    assert stack.sandbox.dms() == []
+    assert len(stack.sandbox.calls(api="slack", method="chat.postMessage")) == 7
+    # Only the configured Looker host's links were resolved; the Zendesk links never left the bot.
+    assert all("zendesk" not in json.dumps(c["params"]) for c in stack.sandbox.calls(api="looker"))
+    assert ledger_entry(look)["outcome"] == "answered"
+    assert ledger_entry(look)["amount"] == "10229.83"
+    assert ledger_entry(psms)["outcome"] == "ignored"
+    assert ledger_entry(no_link)["outcome"] == "link_requested"
+
+    stack.sandbox.reset_calls()
+    assert run(dag) == "success"
+    assert [c["method"] for c in stack.sandbox.calls()] == ["conversations.history"]
+    assert len(stack.sandbox.posts(CHANNEL)) == 7
+
+
+def test_dry_run_posts_nothing_and_live_answers_afterwards(dag, stack, post):
+    stack.use_settings(dry_run=True, products=[fixed_result_rule()])
+    ts = post(f"<{HOST}/looks/901>")
+
+    assert run(dag) == "success"
+    assert stack.sandbox.calls(api="slack", method="chat.postMessage") == []
+    assert ledger_entry(ts, mode="dry_run")["outcome"] == "answered"
+
+    assert run(dag) == "success"  # a second dry run does not redo the work
+    assert len(stack.sandbox.calls(api="looker", method="GET /looks/{id}")) == 1
+
+    stack.use_settings(dry_run=False, products=[fixed_result_rule()])
+    assert run(dag) == "success"
+    assert thread_posts(stack, ts) == ["Approved, $4,948.80, exceptions"]
+
+
+def test_failures_go_to_the_operator_never_to_the_thread(dag, stack, post):
+    stack.use_settings(max_attempts=1, products=[fixed_result_rule()])
+    cases = {
+        post(f"<{HOST}/looks/999>"): "not found in Looker",
+        post(f"<{HOST}/looks/902>"): "negative",
+        post(f"<{HOST}/looks/903>"): "not a finite number",
+        post(f"<{HOST}/looks/904>"): "not an unambiguous dollar amount",
+        post(f"<{HOST}/looks/905>"): "gave up after 1 attempts",
+        post(f"<{HOST}/looks/906>"): "larger than the fraud spend",
+    }
+    rounded = post(f"<{HOST}/looks/907>")
+
+    assert run(dag) == "success"
+
+    for ts in cases:
+        assert thread_posts(stack, ts) == []
+        assert ledger_entry(ts)["outcome"] == "escalated"
+    assert thread_posts(stack, rounded) == ["Approved, $12.35, exceptions"]  # 12.345 rounds half up
+    dms = stack.sandbox.dms()
+    assert {dm["user"] for dm in dms} == {"U0OPERATOR"}
+    assert len(dms) == len(cases)
+    for ts, problem in cases.items():
+        [dm] = [d for d in dms if f"p{ts.replace('.', '')}" in d["text"]]
+        assert problem in dm["text"]
+        assert "Airflow log:" in dm["text"]
+
+
+def test_transient_notebook_failure_is_retried_on_later_runs_then_escalated(dag, stack, post):
+    stack.use_settings(max_attempts=2, products=[fixed_result_rule()])
+    ts = post(f"<{HOST}/looks/905>")
+
+    assert run(dag) == "success"
+    assert ledger_entry(ts)["outcome"] == "retrying"
+    assert stack.sandbox.dms() == []
+
+    assert run(dag) == "success"
+    [dm] = stack.sandbox.dms()
+    assert "gave up after 2 attempts" in dm["text"]
+    assert ledger_entry(ts)["outcome"] == "escalated"
+
+    assert run(dag) == "success"
+    assert len(stack.sandbox.dms()) == 1
+
+
+def test_single_message_by_permalink_and_force_never_posts_twice(dag, stack, post):
+    stack.use_settings(products=[fixed_result_rule()])
+    first = post(f"<{HOST}/looks/901>")
+    second = post(f"<{HOST}/looks/907>")
+    permalink = f"https://credit-sandbox.slack.com/archives/{CHANNEL}/p{second.replace('.', '')}"
+
+    assert run(dag, message_ts=permalink) == "success"
+    assert thread_posts(stack, second) == ["Approved, $12.35, exceptions"]
+    assert thread_posts(stack, first) == []
+
+    # Forced again: the bot finds its own earlier reply in the thread and does not post another.
+    assert run(dag, message_ts=second, channel=CHANNEL, force=True) == "success"
+    assert thread_posts(stack, second) == ["Approved, $12.35, exceptions"]
+
+
+def test_link_added_later_by_edit_or_thread_reply(dag, stack, post):
+    stack.use_settings(products=[fixed_result_rule()])
+    edited = post("credit please, link to follow")
+    replied = post("another one, link to follow")
+
+    assert run(dag) == "success"
+    assert thread_posts(stack, edited)[0].startswith(LINK_REQUEST)
+    assert run(dag) == "success"  # nothing changed: not asked again
+    assert len(thread_posts(stack, edited)) == 1
+
+    stack.sandbox.edit_message(CHANNEL, edited, f"credit please: <{HOST}/looks/901>")
+    stack.sandbox.add_message(CHANNEL, f"here: <{HOST}/looks/907>", user="U0REQUESTER", thread_ts=replied)
+    assert run(dag) == "success"
+    assert thread_posts(stack, edited)[1] == "Approved, $4,948.80, exceptions"
+    assert thread_posts(stack, replied)[-1] == "Approved, $12.35, exceptions"
+
+
+def test_slack_rate_limit_and_looker_token_revocation_are_absorbed(dag, stack, post):
+    stack.use_settings(products=[fixed_result_rule()])
+    ts = post(f"<{HOST}/looks/901>")
+    stack.sandbox.inject("slack", "conversations.history", "ratelimited", times=1, retry_after=1)
+    stack.sandbox.inject("looker", "GET /looks/{id}", "unauthorized", times=1)
+
+    assert run(dag) == "success"
+    assert thread_posts(stack, ts) == ["Approved, $4,948.80, exceptions"]
+    assert len(stack.sandbox.calls(api="slack", method="conversations.history")) == 2
+    assert len(stack.sandbox.calls(api="looker", method="POST /login")) == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "drop_connection", "problem"),
+    [
+        pytest.param("{not json", None, "not valid JSON", id="invalid-settings-json"),
+        pytest.param('{"looker_hosts": []}', None, "looker_hosts", id="no-looker-hosts"),
+        pytest.param(None, "AIRFLOW_CONN_LOOKER_DEFAULT", "looker_default", id="missing-connection"),
+        pytest.param(
+            '{"channel": "C0CREDITTEST", "looker_hosts": ["x"], "products": '
+            '[{"name": "verify", "pattern": "authy", "notebook": "missing.ipynb"}]}',
+            None,
+            "does not exist",
+            id="missing-notebook",
+        ),
+    ],
+)
+def test_settings_errors_fail_the_run_early(dag, stack, post, capfd, settings, drop_connection, problem):
+    post(f"<{HOST}/looks/101>")
+    if settings is not None:
+        os.environ["AIRFLOW_VAR_CREDIT_BOT_SETTINGS"] = settings
+    if drop_connection:
+        del os.environ[drop_connection]
+
+    assert run(dag) == "failed"
+    output = "".join(capfd.readouterr())
+    assert "SettingsError" in output
+    assert problem in output
+    assert stack.sandbox.calls(api="slack") == []

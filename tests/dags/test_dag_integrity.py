@@ -1,0 +1,89 @@
+"""The DAG folder parses cleanly and cheaply: no import errors, the contracts, and no I/O at parse time."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Parses dags/ with every way out blocked: sockets, the metadata DB, Connections and Variables.
+PARSE_PROBE = r"""
+import json, socket, sys, time
+def refuse(*args, **kwargs):
+    raise AssertionError("network access while parsing")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+from airflow.sdk import BaseHook, Variable
+def no_conn(*a, **k):
+    raise AssertionError("Connection access while parsing")
+def no_var(*a, **k):
+    raise AssertionError("Variable access while parsing")
+BaseHook.get_connection = classmethod(no_conn)
+Variable.get = classmethod(no_var)
+import sqlalchemy.engine
+def no_db(*a, **k):
+    raise AssertionError("database access while parsing")
+sqlalchemy.engine.Engine.connect = no_db
+before = set(sys.modules)
+started = time.perf_counter()
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+elapsed = time.perf_counter() - started
+heavy = sorted(m for m in set(sys.modules) - before
+               if m.split(".")[0] in {"papermill", "looker_sdk", "slack_sdk", "pandas", "duckdb", "nbformat"})
+print(json.dumps({"errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()},
+                  "dags": sorted(bag.dags), "heavy": heavy}))
+"""
+
+
+@pytest.fixture(scope="module")
+def parse_report() -> dict:
+    env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:////nonexistent/dir/airflow.db"}
+    out = subprocess.run(
+        [sys.executable, "-c", PARSE_PROBE, str(ROOT / "dags")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_dag_folder_parses_without_io_or_heavy_imports(parse_report):
+    assert parse_report["errors"] == {}
+    assert parse_report["dags"] == ["credit_bot"]
+    assert parse_report["heavy"] == []
+
+
+def test_dag_contracts(dag):
+    assert dag.dag_id == "credit_bot"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.start_date.tzinfo is not None
+    assert {"credit_bot", "slack", "looker"} <= set(dag.tags)
+    assert "Dry-run is on by default" in (dag.doc_md or "")
+    assert set(dag.params) == {"channel", "message_ts", "dry_run", "force"}
+    for name in dag.params:
+        assert dag.params.get_param(name).description
+
+
+def test_every_task_has_retries_except_settings_validation(dag):
+    retries = {t.task_id: t.retries for t in dag.tasks}
+    assert retries.pop("load_settings") == 0  # a settings error is not fixed by retrying
+    assert all(r >= 1 for r in retries.values()), retries
+
+
+def test_flow_order(dag):
+    order = ["load_settings", "fetch_requests", "resolve", "notebook_jobs", "run_notebook", "post_results"]
+    for upstream, downstream in itertools.pairwise(order):
+        ancestors = {t.task_id for t in dag.get_task(downstream).get_flat_relatives(upstream=True)}
+        assert upstream in ancestors
+    assert "post_results" in dag.get_task("record_ledger").upstream_task_ids

@@ -1,0 +1,303 @@
+"""Tests for credit_bot.intake: which Slack messages are requests and which this run works on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from credit_bot import ledger
+from credit_bot.intake import (
+    MAX_TEXT_CHARS,
+    InvalidMessageRef,
+    Request,
+    parse_message_ref,
+    select,
+    skip_reason,
+)
+
+CHANNEL = "C0123ABCD"
+BOT = "U0BOT0001"
+HOST = "credit-sandbox.cloud.looker.com"
+LOOK = f"https://{HOST}/looks/123"
+NOW = datetime.fromtimestamp(1_764_000_000, UTC)
+TS = f"{(NOW - timedelta(hours=1)).timestamp():.6f}"
+PERMALINK = "https://fake-workspace.slack.com/archives/C0123ABCD/p1764000000000100"
+
+
+# ── parse_message_ref ──────────────────────────────────────────────────────────────────────────
+@pytest.mark.parametrize(
+    ("value", "default_channel", "expected"),
+    [
+        pytest.param("1764000000.000100", CHANNEL, (CHANNEL, "1764000000.000100"), id="ts"),
+        pytest.param("  1764000000.000100\n", CHANNEL, (CHANNEL, "1764000000.000100"), id="ts-whitespace"),
+        pytest.param(PERMALINK, None, ("C0123ABCD", "1764000000.000100"), id="permalink"),
+        pytest.param(PERMALINK, "C9999ZZZZ", ("C0123ABCD", "1764000000.000100"), id="permalink-channel-wins"),
+        pytest.param(
+            f"{PERMALINK}?thread_ts=1763999999.000050&cid=C0123ABCD",
+            None,
+            ("C0123ABCD", "1764000000.000100"),
+            id="permalink-thread-ts-uses-message-ts",
+        ),
+        pytest.param(f"{PERMALINK}/", None, ("C0123ABCD", "1764000000.000100"), id="permalink-slash"),
+    ],
+)
+def test_parse_message_ref(value: str, default_channel: str | None, expected: tuple[str, str]) -> None:
+    assert parse_message_ref(value, default_channel) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "default_channel", "match"),
+    [
+        pytest.param("garbage", CHANNEL, "neither", id="garbage"),
+        pytest.param("", CHANNEL, "neither", id="empty"),
+        pytest.param("1764000000.100", CHANNEL, "neither", id="short-ts"),
+        pytest.param("1764000000000100", CHANNEL, "neither", id="ts-without-dot"),
+        pytest.param(f"{PERMALINK}7", CHANNEL, "neither", id="permalink-too-many-digits"),
+        pytest.param("1764000000.000100", None, "without a channel", id="ts-without-channel"),
+        pytest.param("1764000000.000100", "", "without a channel", id="ts-empty-channel"),
+    ],
+)
+def test_parse_message_ref_invalid(value: str, default_channel: str | None, match: str) -> None:
+    with pytest.raises(InvalidMessageRef, match=match):
+        parse_message_ref(value, default_channel)
+
+
+# ── skip_reason ────────────────────────────────────────────────────────────────────────────────
+def _msg(**fields: Any) -> dict[str, Any]:
+    return {"type": "message", "ts": TS, "user": "U0REQ0001", "text": f"credit please <{LOOK}>", **fields}
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        pytest.param(_msg(bot_id="B0123"), "posted by a bot", id="bot-id"),
+        pytest.param(_msg(bot_profile={"name": "x"}), "posted by a bot", id="bot-profile"),
+        pytest.param(_msg(user=BOT), "posted by a bot", id="own-user-id"),
+        pytest.param(_msg(subtype="bot_message"), "subtype bot_message", id="bot-message-subtype"),
+        pytest.param(_msg(subtype="channel_join"), "subtype channel_join", id="channel-join"),
+        pytest.param(_msg(subtype="message_changed"), "subtype message_changed", id="message-changed"),
+        pytest.param(_msg(subtype="message_deleted"), "subtype message_deleted", id="message-deleted"),
+        pytest.param(_msg(thread_ts="1763999999.000050"), "a reply in a thread", id="thread-reply"),
+        pytest.param(
+            _msg(subtype="thread_broadcast", thread_ts="1763999999.000050"),
+            "broadcast",
+            id="thread-broadcast",
+        ),
+        pytest.param(_msg(user=None), "no author", id="missing-user"),
+        pytest.param(_msg(user=""), "no author", id="empty-user"),
+        pytest.param(_msg(type="reaction_added"), "not a message", id="not-a-message"),
+    ],
+)
+def test_skip_reason(message: dict[str, Any], reason: str) -> None:
+    why = skip_reason(message, BOT)
+    assert why is not None
+    assert reason in why
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param(_msg(), id="plain"),
+        pytest.param(_msg(subtype="file_share"), id="file-share"),
+        pytest.param(_msg(subtype=""), id="empty-subtype"),
+        pytest.param(_msg(thread_ts=TS, reply_count=2), id="thread-parent"),
+        pytest.param({k: v for k, v in _msg().items() if k != "type"}, id="no-type"),
+    ],
+)
+def test_requests_are_not_skipped(message: dict[str, Any]) -> None:
+    assert skip_reason(message, BOT) is None
+
+
+def test_own_user_only_skipped_when_known() -> None:
+    assert skip_reason(_msg(user=BOT), None) is None
+
+
+# ── select ─────────────────────────────────────────────────────────────────────────────────────
+def _book(outcome: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    return ledger.record(
+        ledger.empty(),
+        channel=CHANNEL,
+        dry_run=dry_run,
+        outcomes=[{"ts": TS, **outcome}],
+        newest_ts=None,
+        now=NOW,
+    )
+
+
+def _select(
+    messages: list[dict[str, Any]], book: dict[str, Any] | None = None, **kwargs: Any
+) -> tuple[list[Request], list[dict[str, Any]], list[str]]:
+    kwargs.setdefault("dry_run", False)
+    return select(
+        messages,
+        channel=CHANNEL,
+        book=book if book is not None else ledger.empty(),
+        bot_user_id=BOT,
+        looker_hosts=(HOST,),
+        max_attempts=3,
+        link_wait_hours=48,
+        now=NOW,
+        **kwargs,
+    )
+
+
+def test_new_message_is_a_request() -> None:
+    requests, outcomes, _ = _select([_msg()])
+    assert requests == [
+        Request(
+            channel=CHANNEL, ts=TS, user="U0REQ0001", text=f"credit please <{LOOK}>", attempt=1, reason="new"
+        )
+    ]
+    assert outcomes == []
+    assert requests[0].label == f"U0REQ0001 @ {TS}"
+    assert Request(**requests[0].as_dict()) == requests[0]
+
+
+def test_manual_run_reason() -> None:
+    requests, _, _ = _select([_msg()], manual=True)
+    assert [r.reason for r in requests] == ["manual"]
+
+
+def test_skipped_messages_are_noted() -> None:
+    requests, _, notes = _select([_msg(subtype="channel_join"), _msg(ts="1763990000.000001", bot_id="B1")])
+    assert requests == []
+    assert len(notes) == 2
+    assert all("skipped" in n for n in notes)
+
+
+def test_requests_come_oldest_first() -> None:
+    messages = [_msg(ts="1763999000.000002"), _msg(ts="999999999.000001"), _msg(ts="1763999000.000001")]
+    requests, _, _ = _select(messages)
+    assert [r.ts for r in requests] == ["999999999.000001", "1763999000.000001", "1763999000.000002"]
+
+
+def test_long_text_is_truncated() -> None:
+    requests, _, _ = _select([_msg(text="x" * (MAX_TEXT_CHARS + 10))])
+    assert len(requests[0].text) == MAX_TEXT_CHARS
+
+
+@pytest.mark.parametrize(
+    ("recorded_dry", "run_dry", "selected"),
+    [
+        pytest.param(False, False, False, id="live-done-for-live"),
+        pytest.param(False, True, False, id="live-done-for-dry-run"),
+        pytest.param(True, True, False, id="dry-done-for-dry-run"),
+        pytest.param(True, False, True, id="dry-run-not-done-for-live"),
+    ],
+)
+def test_answered_in_ledger(recorded_dry: bool, run_dry: bool, selected: bool) -> None:
+    book = _book({"outcome": ledger.ANSWERED, "attempts": 1}, dry_run=recorded_dry)
+    requests, _, notes = _select([_msg()], book, dry_run=run_dry)
+    assert bool(requests) is selected
+    if not selected:
+        assert notes == [f"{TS}: already answered"]
+
+
+@pytest.mark.parametrize(
+    ("attempts", "expected"),
+    [
+        pytest.param(1, [("retry", 2)], id="first-retry"),
+        pytest.param(2, [("retry", 3)], id="last-retry"),
+        pytest.param(3, [], id="at-max"),
+        pytest.param(4, [], id="above-max"),
+    ],
+)
+def test_retrying(attempts: int, expected: list[tuple[str, int]]) -> None:
+    book = _book({"outcome": ledger.RETRYING, "attempts": attempts})
+    requests, outcomes, _ = _select([_msg()], book)
+    assert [(r.reason, r.attempt) for r in requests] == expected
+    assert outcomes == []
+
+
+def _link_requested(reply_age_hours: float) -> dict[str, Any]:
+    reply_ts = f"{(NOW - timedelta(hours=reply_age_hours)).timestamp():.6f}"
+    return _book({"outcome": ledger.LINK_REQUESTED, "attempts": 1, "reply_ts": reply_ts})
+
+
+@pytest.mark.parametrize(
+    ("message", "reply_age_hours", "reasons"),
+    [
+        pytest.param(_msg(text="credit please, edited: " + LOOK), 1, ["link_added"], id="link-edited-in"),
+        pytest.param(_msg(text="credit please"), 1, [], id="still-no-link"),
+        pytest.param(
+            _msg(text="credit please <https://evil.example/looks/1>"), 1, [], id="non-looker-link-not-added"
+        ),
+        pytest.param(
+            _msg(text="credit please", latest_reply=f"{NOW.timestamp() - 60:.6f}"),
+            1,
+            ["check_thread"],
+            id="newer-thread-reply",
+        ),
+        pytest.param(
+            _msg(text="credit please", latest_reply=f"{NOW.timestamp() - 7200:.6f}"),
+            1,
+            [],
+            id="thread-reply-older-than-ours",
+        ),
+        pytest.param(
+            _msg(text="credit please " + LOOK), 50, ["link_added"], id="link-present-when-wait-is-over"
+        ),
+    ],
+)
+def test_link_requested(message: dict[str, Any], reply_age_hours: float, reasons: list[str]) -> None:
+    requests, outcomes, _ = _select([message], _link_requested(reply_age_hours))
+    assert [r.reason for r in requests] == reasons
+    assert all(r.attempt == 2 for r in requests)
+    assert outcomes == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param(_msg(text="credit please"), id="no-link"),
+        pytest.param(
+            _msg(text="credit please", latest_reply=f"{NOW.timestamp() - 60:.6f}"),
+            id="even-with-thread-reply",
+        ),
+    ],
+)
+def test_link_request_expires(message: dict[str, Any]) -> None:
+    requests, outcomes, notes = _select([message], _link_requested(49))
+    assert requests == []
+    assert outcomes == [
+        {"ts": TS, "outcome": ledger.EXPIRED, "dry_run": False, "last_error": "no Looker link after 48 h"}
+    ]
+    assert any("expired" in n for n in notes)
+
+
+def test_expiry_without_reply_ts_counts_from_message() -> None:
+    old_ts = f"{(NOW - timedelta(hours=49)).timestamp():.6f}"
+    book = ledger.record(
+        ledger.empty(),
+        channel=CHANNEL,
+        dry_run=True,
+        outcomes=[{"ts": old_ts, "outcome": ledger.LINK_REQUESTED, "attempts": 1}],
+        newest_ts=None,
+        now=NOW,
+    )
+    _, outcomes, _ = _select([_msg(ts=old_ts, text="no link")], book, dry_run=True)
+    assert [(o["ts"], o["outcome"], o["dry_run"]) for o in outcomes] == [(old_ts, ledger.EXPIRED, True)]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "forced"),
+    [
+        pytest.param(ledger.ANSWERED, True, id="answered"),
+        pytest.param(ledger.ESCALATED, True, id="escalated"),
+    ],
+)
+def test_force_reselects_done_message(outcome: str, forced: bool) -> None:
+    requests, _, _ = _select([_msg()], _book({"outcome": outcome, "attempts": 2}), force=True, manual=True)
+    assert [(r.reason, r.forced, r.attempt) for r in requests] == [("manual", forced, 3)]
+
+
+def test_force_on_new_message_is_not_marked_forced() -> None:
+    requests, _, _ = _select([_msg()], force=True)
+    assert [(r.reason, r.forced) for r in requests] == [("new", False)]
+
+
+def test_force_does_not_override_skip_rules() -> None:
+    requests, _, _ = _select([_msg(bot_id="B0123")], force=True)
+    assert requests == []

@@ -1,0 +1,282 @@
+"""Tests for the pure parts of credit_bot.notebooks: the read-out cell, reading results, validation.
+
+The ``integration`` tests execute small notebooks for real with papermill (one kernel each).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from credit_bot.money import InvalidAmount
+from credit_bot.notebooks import (
+    READOUT_TAG,
+    RESULT_MIME,
+    NotebookResult,
+    NotebookResultError,
+    instrumented_copy,
+    output_path,
+    read_result,
+    validate_credit,
+)
+
+
+def _write(path: Path, *sources: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def _run(tmp_path: Path, *sources: str) -> str:
+    source = _write(tmp_path / "credit.ipynb", *sources)
+    output = tmp_path / "out" / "credit.out.ipynb"
+    output.parent.mkdir()
+    papermill.execute_notebook(
+        str(instrumented_copy(str(source), tmp_path / ".instrumented")),
+        str(output),
+        kernel_name="python3",
+        progress_bar=False,
+        log_output=False,
+    )
+    return str(output)
+
+
+# ── executed for real ──────────────────────────────────────────────────────────────────────────
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("sources", "credit", "fraud_spend"),
+    [
+        pytest.param(("credit_amount = 4948.8",), "4948.8", None, id="float-assignment-only"),
+        pytest.param(
+            ("from decimal import Decimal", 'credit_amount = Decimal("12.345")\nfraud_spend = 20'),
+            "12.345",
+            "20",
+            id="decimal-with-fraud-spend",
+        ),
+        pytest.param(
+            ("import numpy as np\ncredit_amount = np.float64(4948.8)",), "4948.8", None, id="numpy-float64"
+        ),
+    ],
+)
+def test_executed_notebook_result(
+    tmp_path: Path, sources: tuple[str, ...], credit: str, fraud_spend: str | None
+) -> None:
+    result = read_result(_run(tmp_path, *sources))
+    assert str(result.credit) == credit  # exactly, not 4948.8000000000001818…
+    assert result.fraud_spend == (Decimal(fraud_spend) if fraud_spend else None)
+    assert result.context is None
+
+
+@pytest.mark.integration
+def test_executed_notebook_without_credit_amount(tmp_path: Path) -> None:
+    output = _run(tmp_path, "fraud_spend = 10")
+    with pytest.raises(NotebookResultError, match="did not set credit_amount"):
+        read_result(output)
+
+
+@pytest.mark.integration
+def test_executed_notebook_nan(tmp_path: Path) -> None:
+    output = _run(tmp_path, 'credit_amount = float("nan")')
+    with pytest.raises(InvalidAmount, match="not a finite number"):
+        read_result(output)
+
+
+@pytest.mark.integration
+def test_executed_notebook_that_raises(tmp_path: Path) -> None:
+    with pytest.raises(papermill.PapermillExecutionError):
+        _run(tmp_path, "credit_amount = 1", 'raise KeyError("fake_missing_column")')
+    output = str(tmp_path / "out" / "credit.out.ipynb")
+    with pytest.raises(NotebookResultError, match=r"KeyError.*fake_missing_column"):
+        read_result(output)
+
+
+# ── read_result on hand-made outputs ───────────────────────────────────────────────────────────
+def _executed(path: Path, result: dict[str, object] | None, *, error: bool = False) -> str:
+    """A notebook shaped like papermill's output: the read-out cell's display data, maybe an error."""
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("credit_amount = ...")
+    if error:
+        cell.outputs.append(
+            nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="boom", traceback=[])
+        )
+    nb.cells.append(cell)
+    if result is not None:
+        readout = nbformat.v4.new_code_cell("# read-out")
+        readout.outputs.append(nbformat.v4.new_output("display_data", data={RESULT_MIME: result}))
+        nb.cells.append(readout)
+    nbformat.write(nb, path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("encoded", "expected"),
+    [
+        pytest.param({"type": "str", "value": "$1,234.50"}, Decimal("1234.50"), id="money-string"),
+        pytest.param({"type": "int", "value": "4948"}, Decimal("4948"), id="int"),
+        pytest.param({"type": "float", "value": "4948.8"}, Decimal("4948.8"), id="float"),
+        pytest.param({"type": "decimal", "value": "0.005"}, Decimal("0.005"), id="decimal"),
+    ],
+)
+def test_read_result_decodes(tmp_path: Path, encoded: dict[str, str], expected: Decimal) -> None:
+    path = _executed(tmp_path / "out.ipynb", {"has_credit_amount": True, "credit_amount": encoded})
+    result = read_result(path)
+    assert result.credit == expected
+    assert str(result.credit) == str(expected)
+
+
+@pytest.mark.parametrize(
+    ("encoded", "match"),
+    [
+        pytest.param({"type": "NoneType", "value": None}, "credit_amount is NoneType", id="none"),
+        pytest.param({"type": "bool", "value": None}, "credit_amount is bool", id="bool"),
+        pytest.param({"type": "DataFrame", "value": None}, "credit_amount is DataFrame", id="dataframe"),
+        pytest.param({"type": "str", "value": "12 dollars"}, "not an unambiguous", id="text"),
+        pytest.param({"type": "float", "value": "inf"}, "not a finite number", id="inf"),
+    ],
+)
+def test_read_result_invalid_amount(tmp_path: Path, encoded: dict[str, object], match: str) -> None:
+    path = _executed(tmp_path / "out.ipynb", {"has_credit_amount": True, "credit_amount": encoded})
+    with pytest.raises(InvalidAmount, match=match):
+        read_result(path)
+
+
+def test_read_result_invalid_fraud_spend_is_named(tmp_path: Path) -> None:
+    path = _executed(
+        tmp_path / "out.ipynb",
+        {
+            "has_credit_amount": True,
+            "credit_amount": {"type": "int", "value": "1"},
+            "fraud_spend": {"type": "str", "value": "lots"},
+        },
+    )
+    with pytest.raises(InvalidAmount, match="fraud_spend 'lots'"):
+        read_result(path)
+
+
+@pytest.mark.parametrize(
+    ("result", "error", "match"),
+    [
+        pytest.param(None, False, "did not reach", id="no-readout"),
+        pytest.param({"has_credit_amount": False}, False, "did not set credit_amount", id="missing"),
+        pytest.param(
+            {"has_credit_amount": True, "credit_amount": {"type": "int", "value": "1"}},
+            True,
+            "raised ZeroDivisionError: boom",
+            id="error-wins-over-result",
+        ),
+    ],
+)
+def test_read_result_errors(
+    tmp_path: Path, result: dict[str, object] | None, error: bool, match: str
+) -> None:
+    path = _executed(tmp_path / "out.ipynb", result, error=error)
+    with pytest.raises(NotebookResultError, match=match):
+        read_result(path)
+
+
+def test_read_result_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(NotebookResultError, match="does not exist"):
+        read_result(str(tmp_path / "never-ran.ipynb"))
+
+
+# ── instrumented_copy ──────────────────────────────────────────────────────────────────────────
+def _write_v44(path: Path, source: str) -> Path:
+    """A notebook in nbformat 4.4, which has no cell ids."""
+    cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source}
+    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}))
+    return path
+
+
+@pytest.mark.parametrize(
+    "writer",
+    [
+        pytest.param(_write, id="nbformat-4.5"),
+        pytest.param(_write_v44, id="nbformat-4.4"),
+    ],
+)
+def test_instrumented_copy(tmp_path: Path, writer: Callable[[Path, str], Path]) -> None:
+    source = writer(tmp_path / "credit.ipynb", "credit_amount = 1")
+    first = instrumented_copy(str(source), tmp_path / "inst")
+    # Content-addressed: the same notebook gives the same file, so reruns reuse it.
+    assert instrumented_copy(str(source), tmp_path / "inst") == first
+    assert [p.name for p in (tmp_path / "inst").iterdir()] == [first.name]
+    assert first.name.startswith("credit.")
+    again = instrumented_copy(str(first), tmp_path / "inst")  # re-instrumenting replaces the cell
+    assert again.read_text() == first.read_text()
+    nb = nbformat.read(first, as_version=4)
+    nbformat.validate(nb)
+    assert [c.metadata.get("tags", []) for c in nb.cells] == [[], [READOUT_TAG]]
+    assert nb.cells[0].source == "credit_amount = 1"
+    assert len(nbformat.read(source, as_version=4).cells) == 1  # the source is untouched
+
+
+# ── validate_credit ────────────────────────────────────────────────────────────────────────────
+@pytest.mark.parametrize(
+    ("credit", "fraud_spend", "expected"),
+    [
+        pytest.param("4948.8", None, "4948.80", id="no-fraud-spend"),
+        pytest.param("4948.8", "5000", "4948.80", id="below-fraud-spend"),
+        pytest.param("0.005", None, "0.01", id="half-up"),
+        pytest.param("2.675", None, "2.68", id="half-up-2.675"),
+        pytest.param("0", "0", "0.00", id="zero"),
+        pytest.param("100.004", "100", "100.00", id="equal-after-rounding"),
+        pytest.param("99.995", "99.999", "100.00", id="both-rounded"),
+    ],
+)
+def test_validate_credit(credit: str, fraud_spend: str | None, expected: str) -> None:
+    result = NotebookResult(Decimal(credit), Decimal(fraud_spend) if fraud_spend else None, None)
+    cents = validate_credit(result)
+    assert str(cents) == expected
+
+
+@pytest.mark.parametrize(
+    ("credit", "fraud_spend", "match"),
+    [
+        pytest.param("-0.01", None, "negative", id="negative"),
+        pytest.param("-0.001", None, "negative", id="tiny-negative"),
+        pytest.param("5000.01", "5000", "larger than the fraud spend", id="above-fraud-spend"),
+        pytest.param("100.005", "100", "larger than the fraud spend", id="above-after-rounding"),
+    ],
+)
+def test_validate_credit_rejects(credit: str, fraud_spend: str | None, match: str) -> None:
+    result = NotebookResult(Decimal(credit), Decimal(fraud_spend) if fraud_spend else None, None)
+    with pytest.raises(InvalidAmount, match=match):
+        validate_credit(result)
+
+
+# ── output_path ────────────────────────────────────────────────────────────────────────────────
+@pytest.mark.parametrize(
+    ("output_dir", "run_id", "expected"),
+    [
+        pytest.param(
+            "/fake/out",
+            "scheduled__2025-11-24T16:00:00+00:00",
+            "/fake/out/scheduled__2025-11-24T16_00_00_00_00/C0123ABCD-1764000000.000100-0.ipynb",
+            id="scheduled",
+        ),
+        pytest.param(
+            "/fake/out/",
+            "manual__../../etc/passwd",
+            "/fake/out/manual__.._.._etc_passwd/C0123ABCD-1764000000.000100-0.ipynb",
+            id="no-path-traversal",
+        ),
+        pytest.param(
+            "s3://bucket/out",
+            "run id with spaces",
+            "s3://bucket/out/run_id_with_spaces/C0123ABCD-1764000000.000100-0.ipynb",
+            id="remote-and-spaces",
+        ),
+    ],
+)
+def test_output_path(output_dir: str, run_id: str, expected: str) -> None:
+    path = output_path(output_dir, run_id, "C0123ABCD", "1764000000.000100", 0)
+    assert path == expected
+    assert path.count("/") == expected.count("/")  # the run id never adds a directory level
