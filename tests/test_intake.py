@@ -200,7 +200,7 @@ def test_answered_in_ledger(recorded_dry: bool, run_dry: bool, selected: bool) -
     [
         pytest.param(1, [("retry", 2)], id="first-retry"),
         pytest.param(2, [("retry", 3)], id="last-retry"),
-        pytest.param(3, [], id="at-max"),
+        pytest.param(3, [("retry", 4)], id="at-max-after-a-crashed-post-step"),
         pytest.param(4, [], id="above-max"),
     ],
 )

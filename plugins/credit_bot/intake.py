@@ -137,7 +137,10 @@ def select(
             requests.append(Request(**base, reason=reason, forced=force and entry is not None))
             continue
         outcome = entry.get("outcome")
-        if outcome == ledger.RETRYING and entry.get("attempts", 0) < max_attempts:
+        # A request still "retrying" at max_attempts is one whose post_results never finished
+        # (a normal failure at the last attempt is escalated there): give it one final pass so it
+        # ends answered or escalated by DM instead of silently stuck.
+        if outcome == ledger.RETRYING and entry.get("attempts", 0) <= max_attempts:
             requests.append(Request(**base, reason="retry"))
         elif outcome == ledger.LINK_REQUESTED:
             asked_at = float(entry.get("reply_ts") or ts)
