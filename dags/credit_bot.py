@@ -33,6 +33,20 @@ TASK_RETRIES = int(os.environ.get("CREDIT_BOT_TASK_RETRIES", "2"))
 RETRY_DELAY = timedelta(seconds=int(os.environ.get("CREDIT_BOT_RETRY_DELAY_SECONDS", "30")))
 
 
+def _label_map_index(request: dict) -> dict:
+    """Name this mapped task instance after its request in the UI (map_index_template)."""
+    from credit_bot import intake
+
+    context = get_current_context()
+    context["request_label"] = intake.Request(**request).label  # type: ignore[typeddict-unknown-key]
+    return context
+
+
+def _materialize(lazy: list) -> list:
+    """Index a mapped task's lazy XCom sequence by its length; iterating it probes one past the end."""
+    return [lazy[i] for i in range(len(lazy))]
+
+
 @dag(
     dag_id="credit_bot",
     schedule="*/10 * * * *",
@@ -87,26 +101,22 @@ def credit_bot():
 
     @task(map_index_template="{{ request_label }}")
     def resolve(request: dict, run: dict) -> dict:
-        from credit_bot import intake, steps
+        from credit_bot import steps
 
-        context = get_current_context()
-        context["request_label"] = intake.Request(**request).label  # type: ignore[typeddict-unknown-key]
+        context = _label_map_index(request)
         return steps.resolve(request, run, context["run_id"])
 
     @task(trigger_rule="all_done")
     def notebook_jobs(resolved: list, run: dict) -> list[dict]:
         from credit_bot import steps
 
-        # Index the lazy sequence by its length; iterating it probes one XCom past the end.
-        return steps.notebook_jobs([resolved[i] for i in range(len(resolved))], run)
+        return steps.notebook_jobs(_materialize(resolved), run)
 
     @task(trigger_rule="all_done", map_index_template="{{ request_label }}")
     def post_results(request: dict, run: dict) -> dict:
-        from credit_bot import intake, steps
+        from credit_bot import steps
 
-        context = get_current_context()
-        context["request_label"] = intake.Request(**request).label  # type: ignore[typeddict-unknown-key]
-        ti = context["ti"]
+        ti = _label_map_index(request)["ti"]
         resolved = ti.xcom_pull(task_ids="resolve", map_indexes=ti.map_index)
         return steps.post_results(request, run, resolved, ti.log_url)
 
@@ -120,8 +130,7 @@ def credit_bot():
             # Fail (not skip) so the run shows failed; the next run reads the same messages again.
             raise RuntimeError("nothing to record: load_settings or fetch_requests failed, see its log")
         window = ti.xcom_pull(task_ids="fetch_requests", key="window")
-        # Index the lazy sequence by its length; iterating it probes one XCom past the end.
-        return steps.record_ledger(run, requests, window, [outcomes[i] for i in range(len(outcomes))])
+        return steps.record_ledger(run, requests, window, _materialize(outcomes))
 
     run = load_settings()
     requests = fetch_requests(run)
@@ -130,7 +139,9 @@ def credit_bot():
     notebooks = CreditNotebookOperator.partial(
         task_id="run_notebook",
         map_index_template="{{ task.request_label }}",
-        retries=1,
+        # Notebook errors are mostly deterministic and costly to repeat: one quick retry (kernel
+        # death, a blip), then later runs retry up to max_attempts.
+        retries=min(TASK_RETRIES, 1),
     ).expand_kwargs(jobs)
     outcomes = post_results.partial(run=run).expand(request=requests)
     notebooks >> outcomes

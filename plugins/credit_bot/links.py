@@ -39,13 +39,6 @@ class LookerLink:
     kind: LinkKind
     ref: str  # Look id, query slug (explore qid or share link) or dashboard id
 
-    def as_dict(self) -> dict[str, str]:
-        return {"url": self.url, "kind": self.kind.value, "ref": self.ref}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, str]) -> LookerLink:
-        return cls(url=data["url"], kind=LinkKind(data["kind"]), ref=data["ref"])
-
 
 class UnsupportedLookerLink(ValueError):
     """A link on a Looker host that does not name a Look, a saved query or a dashboard."""

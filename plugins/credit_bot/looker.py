@@ -58,11 +58,14 @@ class ResolvedQuery:
     sql: str
 
 
+LOOKER_CONN_ID = "looker_default"
+
+
 class LookerHook(BaseHook):
     """Talks to the Looker API 4.0 with the credentials of an Airflow connection."""
 
     conn_name_attr = "looker_conn_id"
-    default_conn_name = "looker_default"
+    default_conn_name = LOOKER_CONN_ID
     conn_type = "looker"
     hook_name = "Looker (CreditBot)"
 

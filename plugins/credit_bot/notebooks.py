@@ -24,6 +24,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from airflow.sdk import BaseOperator
 
@@ -255,9 +256,8 @@ class CreditNotebookOperator(BaseOperator):
                 )
             else:
                 added[f"AIRFLOW_CONN_{self.warehouse_conn_id.upper()}"] = conn.as_json()
-                secrets.extend(
-                    s for s in (conn.password, conn.login and conn.password and conn.get_uri()) if s
-                )
+                if conn.password:  # as typed, and as it appears inside a connection URI
+                    secrets.extend({conn.password, quote(conn.password, safe="")})
         saved = {k: os.environ.get(k) for k in added}
         os.environ.update(added)
         try:

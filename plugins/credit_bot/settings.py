@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class Settings:
     page_size: int = 15
     max_requests_per_run: int = 50
     ledger_retention_days: int = 30
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, text: str | None) -> Settings:
@@ -80,7 +79,7 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SettingsError(
@@ -125,9 +124,7 @@ class Settings:
         return str(Path(self.notebooks_dir) / rule.notebook)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("extra")
-        return data
+        return asdict(self)
 
     @classmethod
     def from_task_value(cls, data: dict[str, Any]) -> Settings:

@@ -6,6 +6,7 @@ The DAG file only wires these together; each function takes and returns small JS
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,8 +17,6 @@ from credit_bot.settings import SETTINGS_VARIABLE, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
-LOOKER_CONN_ID = "looker_default"
-
 
 # ── load_settings ──────────────────────────────────────────────────────────────────────────────
 def load_settings(params: dict[str, Any]) -> dict[str, Any]:
@@ -25,6 +24,7 @@ def load_settings(params: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk import BaseHook, Variable
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    from credit_bot.looker import LOOKER_CONN_ID
     from credit_bot.slack import SLACK_CONN_ID
 
     settings = Settings.from_json(Variable.get(SETTINGS_VARIABLE, default=None))
@@ -131,9 +131,7 @@ def fetch_requests(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
             if not looker_urls("\n".join(added), list(settings.looker_hosts)):
                 notes.append(f"{request.ts}: still waiting for a Looker link")
                 continue
-            request = intake.Request(
-                **{**request.as_dict(), "text": "\n".join([request.text, *added]), "reason": "link_added"}
-            )
+            request = replace(request, text="\n".join([request.text, *added]), reason="link_added")
         requests.append(request)
     newest_ts = max((m["ts"] for m in messages), key=float, default=None)
     if len(requests) > settings.max_requests_per_run:
@@ -160,16 +158,7 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
     urls = looker_urls(request["text"], list(settings.looker_hosts))
     if not urls:
         log.info("no Looker link on %s in the message", ", ".join(settings.looker_hosts))
-        return {
-            "ts": request["ts"],
-            "label": label,
-            "status": "no_link",
-            "links": [],
-            "jobs": [],
-            "problems": [],
-            "ignored": [],
-        }
-    hook = LookerHook(looker_conn_id=LOOKER_CONN_ID)
+    hook = LookerHook()
     jobs: list[dict[str, Any]] = []
     problems: list[str] = []
     ignored: list[str] = []
@@ -204,7 +193,7 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
             )
     for item in ignored:
         log.info("ignored: %s", item)
-    status = "failed" if problems else "ready" if jobs else "ignored"
+    status = "no_link" if not urls else "failed" if problems else "ready" if jobs else "ignored"
     return {
         "ts": request["ts"],
         "label": label,
@@ -243,7 +232,7 @@ def notebook_jobs(resolved: list[dict[str, Any] | None], run: dict[str, Any]) ->
 
 
 # ── post_results ───────────────────────────────────────────────────────────────────────────────
-def decide(request: dict[str, Any], resolved: dict[str, Any] | None, settings: Settings) -> dict[str, Any]:
+def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
     """What should happen to a request, given what resolve and the notebooks produced.
 
     Returns ``{"action": "answer"|"ask_link"|"ignore"|"escalate"|"retry", ...}``; no side effects.
@@ -266,16 +255,10 @@ def decide(request: dict[str, Any], resolved: dict[str, Any] | None, settings: S
         try:
             result = read_result(job["output_nb"])
             credit = validate_credit(result)
-        except NotebookResultError as exc:
+        except (NotebookResultError, InvalidAmount) as exc:
+            # A notebook that did not finish may next time; an invalid amount will not.
             return {
-                "action": "retry",
-                "error": f"notebook for {job['link']}: {exc}",
-                "links": resolved["links"],
-                "notebooks": notebooks,
-            }
-        except InvalidAmount as exc:
-            return {
-                "action": "escalate",
+                "action": "retry" if isinstance(exc, NotebookResultError) else "escalate",
                 "error": f"notebook for {job['link']}: {exc}",
                 "links": resolved["links"],
                 "notebooks": notebooks,
@@ -289,7 +272,7 @@ def post_results(
 ) -> dict[str, Any]:
     """Carry out the decision for one request (or log it in dry-run) and return its ledger outcome."""
     settings = _settings(run)
-    decision = decide(request, resolved, settings)
+    decision = decide(resolved)
     if decision["action"] == "retry" and request["attempt"] >= settings.max_attempts:
         decision = {
             **decision,

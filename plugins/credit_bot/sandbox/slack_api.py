@@ -283,9 +283,7 @@ class SlackApi:
     def _replies(self, params: dict[str, Any]) -> dict[str, Any]:
         ch = self._channel_param(params)
         ts = str(params.get("ts") or "")
-        msg = ch.messages.get(ts)
-        if msg is None:
-            raise SlackError("thread_not_found")
+        msg = self._message(ch, ts, "thread_not_found")
         parent_ts = msg["thread_ts"] if _is_reply(msg) else ts
         parent = ch.messages.get(parent_ts)
         if parent is None:
@@ -376,9 +374,7 @@ class SlackApi:
     def _permalink(self, params: dict[str, Any]) -> dict[str, Any]:
         ch = self._channel_param(params)
         ts = str(params.get("message_ts") or "")
-        msg = ch.messages.get(ts)
-        if msg is None:
-            raise SlackError("message_not_found")
+        msg = self._message(ch, ts)
         link = f"{self._workspace_url()}archives/{ch.id}/p{ts.replace('.', '')}"
         if _is_reply(msg):
             link += f"?thread_ts={msg['thread_ts']}&cid={ch.id}"
@@ -392,9 +388,7 @@ class SlackApi:
         ts = str(params.get("timestamp") or "")
         if not ts:
             raise SlackError("no_item_specified")
-        msg = ch.messages.get(ts)
-        if msg is None:
-            raise SlackError("message_not_found")
+        msg = self._message(ch, ts)
         bot = self.scenario.bot_user_id
         reactions = msg.setdefault("reactions", [])
         existing = next((r for r in reactions if r["name"] == name), None)
@@ -462,6 +456,13 @@ class SlackApi:
         if ch is None:
             raise SlackError("channel_not_found")
         return ch
+
+    @staticmethod
+    def _message(ch: Channel, ts: str, error: str = "message_not_found") -> dict[str, Any]:
+        msg = ch.messages.get(ts)
+        if msg is None:
+            raise SlackError(error)
+        return msg
 
     @staticmethod
     def _dm_id(user: str) -> str:
