@@ -12,6 +12,7 @@ from credit_bot.money import format_usd
 
 REPLY_EVENT_TYPE = "credit_bot_reply"
 LINK_REQUEST_EVENT_TYPE = "credit_bot_link_request"
+ESCALATION_EVENT_TYPE = "credit_bot_escalation"
 
 
 def approval(amount: Decimal, category: str) -> str:

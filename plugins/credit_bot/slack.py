@@ -18,21 +18,27 @@ if TYPE_CHECKING:
 SLACK_CONN_ID = "slack_api_default"
 
 
-def slack_hook(conn_id: str = SLACK_CONN_ID, *, rate_limit_retries: int = 5) -> SlackHook:
+def slack_hook(conn_id: str = SLACK_CONN_ID, *, for_posting: bool = False) -> SlackHook:
+    """The provider's hook with ``slack_sdk``'s retry handlers.
+
+    Reads retry rate limits, 5xx answers and dropped connections. Posting retries only rate
+    limits (a 429 means Slack did not take the message): after a 5xx or a dropped connection the
+    message may already be posted, so the task fails instead and Airflow's retry first looks for
+    the bot's earlier message (``find_own``) rather than sending it blind a second time.
+    """
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
         RateLimitErrorRetryHandler,
         ServerErrorRetryHandler,
     )
 
-    return SlackHook(
-        slack_conn_id=conn_id,
-        retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+    handlers: list[Any] = [RateLimitErrorRetryHandler(max_retry_count=5)]
+    if not for_posting:
+        handlers += [
             ServerErrorRetryHandler(max_retry_count=2),
             ConnectionErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+        ]
+    return SlackHook(slack_conn_id=conn_id, retry_handlers=handlers)
 
 
 def history(client: WebClient, channel: str, *, oldest: str, page_size: int) -> Iterator[dict[str, Any]]:
@@ -58,18 +64,19 @@ def replies(client: WebClient, channel: str, ts: str) -> list[dict[str, Any]]:
     return out
 
 
-def find_own_reply(
-    thread: list[dict[str, Any]], *, bot_user_id: str, event_type: str, request_ts: str
+def find_own(
+    messages: list[dict[str, Any]], *, bot_user_id: str, event_type: str, **payload: Any
 ) -> dict[str, Any] | None:
-    """The bot's earlier reply of this kind to this request, recognised by its message metadata."""
-    for reply in thread:
-        meta = reply.get("metadata") or {}
+    """The bot's earlier message of this kind, recognised by its metadata (every ``payload`` item)."""
+    for message in messages:
+        meta = message.get("metadata") or {}
+        found = meta.get("event_payload") or {}
         if (
-            reply.get("user") == bot_user_id
+            message.get("user") == bot_user_id
             and meta.get("event_type") == event_type
-            and (meta.get("event_payload") or {}).get("request_ts") == request_ts
+            and all(found.get(key) == value for key, value in payload.items())
         ):
-            return reply
+            return message
     return None
 
 
@@ -99,10 +106,29 @@ def post(
     return response["ts"]
 
 
-def direct_message(client: WebClient, user: str, text: str) -> str:
-    """A private message to one user (opens the DM channel first)."""
-    dm_channel = client.conversations_open(users=user)["channel"]["id"]
-    return post(client, channel=dm_channel, text=text)
+def direct_message(
+    reader: WebClient,
+    poster: WebClient,
+    user: str,
+    text: str,
+    *,
+    bot_user_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    since_ts: str,
+) -> str:
+    """A private message to one user, sent once: an earlier DM with the same metadata is reused.
+
+    ``reader`` opens the DM and reads it back (``im:history``); ``poster`` sends.
+    """
+    dm_channel = reader.conversations_open(users=user)["channel"]["id"]
+    recent = reader.conversations_history(
+        channel=dm_channel, oldest=since_ts, limit=100, include_all_metadata=True
+    )
+    earlier = find_own(recent.get("messages", []), bot_user_id=bot_user_id, event_type=event_type, **payload)
+    if earlier:
+        return earlier["ts"]
+    return post(poster, channel=dm_channel, text=text, event_type=event_type, payload=payload)
 
 
 def permalink(client: WebClient, channel: str, ts: str) -> str | None:

@@ -10,10 +10,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credit_bot import intake, ledger, replies
 from credit_bot.settings import SETTINGS_VARIABLE, Settings, SettingsError
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +332,15 @@ def post_results(
     return {**outcome, "outcome": ledger.ESCALATED, "last_error": decision["error"]}
 
 
+def _clients() -> tuple[WebClient, WebClient, str]:
+    """A reading client, a posting client (see ``slack.slack_hook``), and the bot's own user id."""
+    from credit_bot import slack
+
+    reader = slack.slack_hook().client
+    poster = slack.slack_hook(for_posting=True).client
+    return reader, poster, reader.auth_test()["user_id"]
+
+
 def _reply(
     request: dict[str, Any], settings: Settings, text: str, event_type: str, payload: dict[str, Any]
 ) -> str | None:
@@ -338,11 +350,10 @@ def _reply(
     if settings.dry_run:
         log.info("DRY RUN: would reply in thread %s of %s: %s", request["ts"], request["channel"], text)
         return None
-    client = slack.slack_hook().client
-    bot = client.auth_test()
-    earlier = slack.find_own_reply(
-        slack.replies(client, request["channel"], request["ts"]),
-        bot_user_id=bot["user_id"],
+    reader, poster, bot_user_id = _clients()
+    earlier = slack.find_own(
+        slack.replies(reader, request["channel"], request["ts"]),
+        bot_user_id=bot_user_id,
         event_type=event_type,
         request_ts=request["ts"],
     )
@@ -350,7 +361,7 @@ def _reply(
         log.info("already replied in this thread at %s; not posting again", earlier["ts"])
         return earlier["ts"]
     reply_ts = slack.post(
-        client,
+        poster,
         channel=request["channel"],
         thread_ts=request["ts"],
         text=text,
@@ -364,16 +375,17 @@ def _reply(
 def _escalate(
     request: dict[str, Any], settings: Settings, decision: dict[str, Any], log_url: str | None
 ) -> None:
+    """DM every operator once about this request (an earlier DM about it is not repeated)."""
     from credit_bot import slack
 
     log.error("escalating to the operator(s): %s", decision["error"])
     if settings.dry_run:
         log.info("DRY RUN: would DM %s", ", ".join(settings.operators) or "nobody (no operators configured)")
         return
-    client = slack.slack_hook().client
+    reader, poster, bot_user_id = _clients()
     text = replies.operator_dm(
         problem=decision["error"],
-        permalink=slack.permalink(client, request["channel"], request["ts"]),
+        permalink=slack.permalink(reader, request["channel"], request["ts"]),
         channel=request["channel"],
         ts=request["ts"],
         log_url=log_url,
@@ -382,7 +394,16 @@ def _escalate(
         notebooks=decision.get("notebooks"),
     )
     for operator in settings.operators:
-        slack.direct_message(client, operator, text)
+        slack.direct_message(
+            reader,
+            poster,
+            operator,
+            text,
+            bot_user_id=bot_user_id,
+            event_type=replies.ESCALATION_EVENT_TYPE,
+            payload={"channel": request["channel"], "request_ts": request["ts"], "state": ledger.ESCALATED},
+            since_ts=request["ts"],
+        )
 
 
 # ── record_ledger ──────────────────────────────────────────────────────────────────────────────

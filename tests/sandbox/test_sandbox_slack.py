@@ -349,6 +349,15 @@ def test_connection_reset_without_handler_raises(sandbox: Sandbox) -> None:
         client(sandbox, retry_handlers=[]).auth_test()
 
 
+def test_lost_response_stores_the_post_but_the_client_sees_a_dropped_connection(sandbox: Sandbox) -> None:
+    sandbox.inject("slack", "chat.postMessage", "lost_response")
+    with pytest.raises((RemoteDisconnected, ConnectionResetError, URLError)):
+        client(sandbox, retry_handlers=[]).chat_postMessage(channel=CHANNEL, text="posted anyway")
+
+    assert [p["text"] for p in sandbox.posts(CHANNEL)][-1] == "posted anyway"
+    assert [c["status"] for c in sandbox.calls(method="chat.postMessage")] == [200]
+
+
 def test_slack_error_for_n_calls_on_any_method(sandbox: Sandbox, slack: WebClient) -> None:
     sandbox.inject("slack", "*", "slack_error", times=2, error="internal_error")
     errors = []

@@ -6,8 +6,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-SLACK_FAULTS = frozenset({"ratelimited", "server_error", "slack_error", "delay", "reset"})
-LOOKER_FAULTS = frozenset({"server_error", "delay", "reset", "unauthorized", "not_found", "ratelimited"})
+# "reset" drops the connection before the call is handled; "lost_response" handles it (a post is
+# stored) and then drops the connection, as when a reply is lost on the way back to the client.
+SLACK_FAULTS = frozenset({"ratelimited", "server_error", "slack_error", "delay", "reset", "lost_response"})
+LOOKER_FAULTS = frozenset(
+    {"server_error", "delay", "reset", "lost_response", "unauthorized", "not_found", "ratelimited"}
+)
 KINDS_BY_API = {"slack": SLACK_FAULTS, "looker": LOOKER_FAULTS}
 
 

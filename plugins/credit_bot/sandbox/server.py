@@ -153,6 +153,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             reply = answer()
         elif fault.kind == "reset":
             reply = Reply.connection_reset()
+        elif fault.kind == "lost_response":
+            handled = answer()
+            self.server.calls.record(api, method, path, params, handled.status)
+            return Reply.connection_reset()
         else:
             reply = fault_reply(fault)
         # Recorded before the answer is written, so a client that got its answer always finds its call.
