@@ -201,7 +201,6 @@ def test_answered_in_ledger(recorded_dry: bool, run_dry: bool, selected: bool) -
         pytest.param(1, [("retry", 2)], id="first-retry"),
         pytest.param(2, [("retry", 3)], id="last-retry"),
         pytest.param(3, [("retry", 4)], id="at-max-after-a-crashed-post-step"),
-        pytest.param(4, [], id="above-max"),
     ],
 )
 def test_retrying(attempts: int, expected: list[tuple[str, int]]) -> None:
@@ -209,6 +208,15 @@ def test_retrying(attempts: int, expected: list[tuple[str, int]]) -> None:
     requests, outcomes, _ = _select([_msg()], book)
     assert [(r.reason, r.attempt) for r in requests] == expected
     assert outcomes == []
+
+
+def test_retrying_past_the_final_pass_is_closed_as_escalated() -> None:
+    book = _book({"outcome": ledger.RETRYING, "attempts": 4, "last_error": "post_results did not finish"})
+    requests, outcomes, notes = _select([_msg()], book)
+    assert requests == []
+    assert [(o["ts"], o["outcome"]) for o in outcomes] == [(TS, ledger.ESCALATED)]
+    assert outcomes[0]["last_error"] == "gave up after 4 attempts: post_results did not finish"
+    assert notes == [f"{TS}: gave up after 4 attempts"]
 
 
 def _link_requested(reply_age_hours: float) -> dict[str, Any]:

@@ -142,6 +142,18 @@ def select(
         # ends answered or escalated by DM instead of silently stuck.
         if outcome == ledger.RETRYING and entry.get("attempts", 0) <= max_attempts:
             requests.append(Request(**base, reason="retry"))
+        elif outcome == ledger.RETRYING:
+            # Even the final pass did not finish (record_ledger has already tried the DM): close it.
+            gave_up = f"gave up after {entry.get('attempts')} attempts"
+            outcomes.append(
+                {
+                    "ts": ts,
+                    "outcome": ledger.ESCALATED,
+                    "dry_run": dry_run,
+                    "last_error": f"{gave_up}: {entry.get('last_error')}",
+                }
+            )
+            notes.append(f"{ts}: {gave_up}")
         elif outcome == ledger.LINK_REQUESTED:
             asked_at = float(entry.get("reply_ts") or ts)
             # A link already in the (edited) post is worked on even when the wait is over, e.g. after

@@ -23,8 +23,9 @@ IGNORED = "ignored"
 ESCALATED = "escalated"
 RETRYING = "retrying"
 EXPIRED = "expired"
+DELETED = "deleted"
 
-FINAL = frozenset({ANSWERED, IGNORED, ESCALATED, EXPIRED})
+FINAL = frozenset({ANSWERED, IGNORED, ESCALATED, EXPIRED, DELETED})
 OPEN = frozenset({LINK_REQUESTED, RETRYING})
 
 

@@ -6,6 +6,8 @@ The DAG file only wires these together; each function takes and returns small JS
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -32,10 +34,18 @@ def load_settings(params: dict[str, Any]) -> dict[str, Any]:
 
     settings = Settings.from_json(Variable.get(SETTINGS_VARIABLE, default=None))
     settings.validate()  # an unset Variable gives defaults, which still need looker_hosts
-    channel = (params.get("channel") or "").strip() or settings.channel
+    param_channel = (params.get("channel") or "").strip() or None
+    channel = param_channel or settings.channel
     message_ts = (params.get("message_ts") or "").strip() or None
     if message_ts:
-        channel, message_ts = intake.parse_message_ref(message_ts, channel)
+        ref_channel, message_ts = intake.parse_message_ref(message_ts, channel)
+        if channel and ref_channel != channel:
+            # Requests come only from the request channel; another one must be named on purpose.
+            raise SettingsError(
+                f"message {message_ts} is in channel {ref_channel}, not in {channel}; "
+                f"set the run's 'channel' param to {ref_channel} to process it there"
+            )
+        channel = ref_channel
     if not channel:
         raise SettingsError(
             f"no channel to read: set 'channel' in the {SETTINGS_VARIABLE!r} Variable "
@@ -94,20 +104,19 @@ def fetch_requests(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
     client = slack.slack_hook().client
     now = datetime.now(UTC)
     manual = bool(run["message_ts"])
-    if manual:
-        found = slack.message(client, settings.channel, run["message_ts"])
-        if found is None:
-            raise LookupError(f"message {run['message_ts']} not found in channel {settings.channel}")
-        messages = [found]
-    else:
-        messages = list(
-            slack.history(
-                client,
-                settings.channel,
-                oldest=history_start(book, settings, now),
-                page_size=settings.page_size,
+    closed: list[dict[str, Any]] = []
+    with _slack_setup_errors(settings.channel):
+        if manual:
+            found = slack.message(client, settings.channel, run["message_ts"])
+            if found is None:
+                raise LookupError(f"message {run['message_ts']} not found in channel {settings.channel}")
+            messages = [found]
+        else:
+            oldest = history_start(book, settings, now)
+            messages = list(
+                slack.history(client, settings.channel, oldest=oldest, page_size=settings.page_size)
             )
-        )
+            closed = _recover_open(client, book, settings, oldest, messages)
     selected, expired, notes = intake.select(
         messages,
         channel=settings.channel,
@@ -144,8 +153,69 @@ def fetch_requests(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
     for note in notes:
         log.info("%s", note)
     log.info("%d message(s) read, %d request(s) to work on", len(messages), len(requests))
-    window = {"newest_ts": None if manual else newest_ts, "expired": expired}
+    window = {"newest_ts": None if manual else newest_ts, "expired": expired + closed}
     return [r.as_dict() for r in requests], window
+
+
+@contextmanager
+def _slack_setup_errors(channel: str) -> Iterator[None]:
+    """Turn Slack's answers that mean "fix the setup" into one clear message, without task retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        yield
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        fix = _SETUP_ERRORS.get(error)
+        if fix is None:
+            raise
+        raise AirflowFailException(f"Slack answered {error!r} for channel {channel}: {fix}") from None
+
+
+_SETUP_ERRORS = {
+    "channel_not_found": "the 'channel' setting or param is not a channel this bot can see (check the ID)",
+    "not_in_channel": "invite the bot to the channel (/invite @CreditBot)",
+    "invalid_auth": "the token in connection 'slack_api_default' is not valid",
+    "not_authed": "connection 'slack_api_default' has no token (password field)",
+    "token_revoked": "the token in connection 'slack_api_default' was revoked: install the app again",
+    "missing_scope": "the Slack app lacks a scope: see README, 'Run it for real'",
+}
+
+
+def _recover_open(
+    client: WebClient, book: dict[str, Any], settings: Settings, oldest: str, messages: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Bring back open requests the history read did not return, so none is stranded.
+
+    Open requests older than the read window (after an outage longer than the lookback) are
+    fetched one by one and appended to ``messages``; open requests whose message is gone were
+    deleted by their author and are closed. Returns those closing outcomes.
+    """
+    from credit_bot import slack
+
+    state = ledger.channel_state(book, settings.channel, settings.dry_run)
+    seen = {m["ts"] for m in messages}
+    missing = sorted(
+        (ts for ts, e in state["requests"].items() if e.get("outcome") in ledger.OPEN and ts not in seen),
+        key=float,
+    )
+    closed = []
+    for ts in missing[: settings.max_requests_per_run]:
+        found = slack.message(client, settings.channel, ts) if float(ts) <= float(oldest) else None
+        if found is not None:
+            messages.append(found)
+            continue
+        log.info("%s: the message was deleted; closing its request", ts)
+        closed.append(
+            {
+                "ts": ts,
+                "outcome": ledger.DELETED,
+                "dry_run": settings.dry_run,
+                "last_error": "message deleted",
+            }
+        )
+    return closed
 
 
 # ── resolve ────────────────────────────────────────────────────────────────────────────────────
@@ -424,16 +494,7 @@ def record_ledger(
     by_ts = {o["ts"]: o for o in outcomes if o}
     merged = list(window["expired"])
     for request in requests:
-        merged.append(
-            by_ts.get(request["ts"])
-            or {
-                "ts": request["ts"],
-                "outcome": ledger.RETRYING,
-                "dry_run": settings.dry_run,
-                "attempts": request["attempt"],
-                "last_error": "post_results did not finish; see its task log",
-            }
-        )
+        merged.append(by_ts.get(request["ts"]) or _unfinished(request, settings))
     book = ledger.loads(Variable.get(ledger.LEDGER_VARIABLE, default=None))
     ledger.record(
         book,
@@ -449,3 +510,17 @@ def record_ledger(
         counts[outcome["outcome"]] = counts.get(outcome["outcome"], 0) + 1
     log.info("ledger updated: %s", counts or "nothing new")
     return counts
+
+
+def _unfinished(request: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The outcome of a request whose post_results task failed: retried next run, or escalated at last."""
+    error = "post_results did not finish; see its task log"
+    outcome = {"ts": request["ts"], "dry_run": settings.dry_run, "attempts": request["attempt"]}
+    if request["attempt"] <= settings.max_attempts:
+        return {**outcome, "outcome": ledger.RETRYING, "last_error": error}
+    error = f"gave up after {request['attempt']} attempts: {error}"
+    try:
+        _escalate(request, settings, {"error": error}, log_url=None)
+    except Exception:  # the ledger must still be written; the failed DM is in this log
+        log.exception("could not DM the operators about %s", request["ts"])
+    return {**outcome, "outcome": ledger.ESCALATED, "last_error": error}
