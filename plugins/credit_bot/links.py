@@ -11,13 +11,15 @@ import html
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 # A Slack link: "<" then a URL scheme, up to "|" (label follows) or ">". Mentions such as
 # <@U123>, <#C123|name> and <!here> have no scheme and never match.
 _SLACK_LINK = re.compile(r"<(https?://[^|<>\s]+)(?:\|[^<>]*)?>", re.IGNORECASE)
-# Bare URLs (pasted without Slack's markup, e.g. in text sent by other tools).
-_BARE_URL = re.compile(r"(?<![<|\w])(https?://[^\s<>|]+)", re.IGNORECASE)
+# Bare URLs (pasted without Slack's markup, e.g. in text sent by other tools, or in unclosed
+# "<https://…" markup). A URL ends at whitespace, markup characters, a code fence's backtick or
+# an invisible zero-width character that pasting often leaves behind.
+_BARE_URL = re.compile(r"(?<![|\w])(https?://[^\s<>|`\u200b-\u200d\u2060\ufeff]+)", re.IGNORECASE)
 # Trailing punctuation that belongs to the sentence, not to the URL.
 _TRAILING = ".,;:!?)]}'\"*_~"
 
@@ -70,7 +72,7 @@ def parse_looker_url(url: str) -> LookerLink:
     Raises :class:`UnsupportedLookerLink` when the path does not lead to a query.
     """
     parts = urlsplit(url)
-    segments = [s for s in parts.path.split("/") if s]
+    segments = [s for s in unquote(parts.path).split("/") if s]
     if segments and segments[0] == "embed":
         segments = segments[1:]
     query = parse_qs(parts.query)

@@ -247,6 +247,9 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
             problems.append(str(exc))
             continue
         for query in queries:
+            if not query.sql.strip():
+                problems.append(f"Looker returned no SQL for query {query.query_id} of {url}")
+                continue
             rule = match_product(query.sql, settings.products)
             if rule is None or rule.notebook is None:
                 ignored.append(f"{url} (query {query.query_id}: {rule.name if rule else 'no product rule'})")

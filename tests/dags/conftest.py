@@ -25,6 +25,8 @@ RESULT_LOOKS = {
     905: "RESULT=raise",
     906: "RESULT=150 SPEND=100",
     907: "RESULT=12.345",
+    908: "RESULT=die",
+    909: "RESULT=sleep60",
 }
 
 
@@ -40,6 +42,13 @@ def scenario() -> dict[str, Any]:
                 "view": "test",
                 "sql": f"SELECT 1 -- test query, product Authy\n-- Authy {marker}",
             }
+        )
+        looker["looks"].append({"id": look_id, "title": f"test look {look_id}", "query_id": look_id * 10})
+    # A Look whose query has no SQL at all, and one whose SQL is enormous (~600 kB).
+    enormous = "SELECT 1 -- Authy RESULT=77.7\n" + "-- a long generated comment line\n" * 20_000
+    for look_id, sql in ((910, ""), (911, enormous)):
+        looker["queries"].append(
+            {"id": look_id * 10, "slug": f"qTest{look_id}", "model": "billing", "view": "test", "sql": sql}
         )
         looker["looks"].append({"id": look_id, "title": f"test look {look_id}", "query_id": look_id * 10})
     return data
