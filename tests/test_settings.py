@@ -205,3 +205,23 @@ def test_task_value_round_trip(overrides: dict[str, Any]) -> None:
     assert rebuilt == settings
     assert isinstance(rebuilt.products[0], ProductRule)
     assert isinstance(rebuilt.looker_hosts, tuple)
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        pytest.param({"lookback_hours": 0}, "'lookback_hours' must be at least 1", id="no-lookback"),
+        pytest.param({"link_wait_hours": -5}, "'link_wait_hours' must be at least 1", id="negative-wait"),
+        pytest.param(
+            {"ledger_retention_days": 0}, "'ledger_retention_days' must be at least 1", id="no-retention"
+        ),
+        pytest.param(
+            {"ledger_retention_days": 2, "lookback_hours": 72},
+            r"must cover 'lookback_hours' and 'link_wait_hours' \(2 days < 72 hours\)",
+            id="retention-shorter-than-lookback",
+        ),
+    ],
+)
+def test_time_windows_are_range_checked(values: dict, problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        _from(**values)

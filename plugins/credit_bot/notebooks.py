@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -79,6 +81,36 @@ class NotebookResultError(Exception):
     """The executed notebook has no usable ``credit_amount``."""
 
 
+class _Redact(logging.Filter):
+    """Replaces secrets in log records: papermill streams every cell's output into the task log."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, ()
+        return True
+
+
+@contextmanager
+def _redacted(logger: logging.Logger, secrets: list[str]) -> Iterator[None]:
+    redact = _Redact(secrets)
+    logger.addFilter(redact)
+    try:
+        yield
+    finally:
+        logger.removeFilter(redact)
+
+
+class NotebookRejected(NotebookResultError):
+    """The executed notebook must not be used (e.g. it leaked a secret); retrying will not help."""
+
+
 @dataclass(frozen=True)
 class NotebookResult:
     credit: Decimal
@@ -122,6 +154,9 @@ def read_result(output_nb: str) -> NotebookResult:
         raise NotebookResultError(
             f"the executed notebook {output_nb} does not exist (the notebook did not run)"
         ) from None
+    rejected = nb.metadata.get("credit_bot", {}).get("rejected")
+    if rejected:
+        raise NotebookRejected(rejected)
     result: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
     error: str | None = None
@@ -228,7 +263,7 @@ class CreditNotebookOperator(BaseOperator):
             log_output=True,
         )
         secrets: list[str] = []
-        with self._kernel_environment(secrets):
+        with self._kernel_environment(secrets), _redacted(logging.getLogger("papermill"), secrets):
             try:
                 # The sentinel tells Airflow's ExecutorSafeguard this nested execute() is deliberate.
                 papermill.execute(context, PapermillOperator__sentinel=ExecutorSafeguard.sentinel_value)
@@ -257,7 +292,11 @@ class CreditNotebookOperator(BaseOperator):
             else:
                 added[f"AIRFLOW_CONN_{self.warehouse_conn_id.upper()}"] = conn.as_json()
                 if conn.password:  # as typed, and as it appears inside a connection URI
+                    from airflow.sdk.log import mask_secret
+
                     secrets.extend({conn.password, quote(conn.password, safe="")})
+                    for secret in secrets:  # papermill streams cell output into the task log
+                        mask_secret(secret)
         saved = {k: os.environ.get(k) for k in added}
         os.environ.update(added)
         try:
@@ -278,8 +317,12 @@ class CreditNotebookOperator(BaseOperator):
         if leaked:
             for secret in leaked:
                 text = text.replace(secret, "***")
-            path.write_text(text)
-            raise RuntimeError(
+            reason = (
                 f"the notebook wrote the warehouse connection's secret into its output; it was scrubbed from "
                 f"{path}. Fix the notebook so it never prints credentials."
             )
+            nb = json.loads(text)
+            # Its amount must not be used: post_results reads this mark and escalates.
+            nb.setdefault("metadata", {})["credit_bot"] = {"rejected": reason}
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
+            raise RuntimeError(reason)

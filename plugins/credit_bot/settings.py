@@ -111,9 +111,23 @@ class Settings:
                 raise SettingsError(
                     f"product {rule.name!r}: pattern {rule.pattern!r} is invalid: {exc}"
                 ) from None
-        for key in ("notebook_timeout_seconds", "max_attempts", "page_size", "max_requests_per_run"):
+        for key in (
+            "notebook_timeout_seconds",
+            "max_attempts",
+            "page_size",
+            "max_requests_per_run",
+            "lookback_hours",
+            "link_wait_hours",
+            "ledger_retention_days",
+        ):
             if getattr(self, key) < 1:
                 raise SettingsError(f"{key!r} must be at least 1")
+        if self.ledger_retention_days * 24 < max(self.lookback_hours, self.link_wait_hours):
+            # Finished entries must outlive the window a run may read again, or they would be redone.
+            raise SettingsError(
+                "'ledger_retention_days' must cover 'lookback_hours' and 'link_wait_hours' "
+                f"({self.ledger_retention_days} days < {max(self.lookback_hours, self.link_wait_hours)} hours)"
+            )
         if not 1 <= self.page_size <= 999:
             raise SettingsError("'page_size' must be between 1 and 999 (Slack's limit)")
 

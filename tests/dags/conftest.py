@@ -27,6 +27,7 @@ RESULT_LOOKS = {
     907: "RESULT=12.345",
     908: "RESULT=die",
     909: "RESULT=sleep60",
+    912: "RESULT=leak",
 }
 
 
