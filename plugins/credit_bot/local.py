@@ -49,8 +49,17 @@ class LocalStack:
     def use_settings(self, **overrides: Any) -> dict[str, Any]:
         """Make ``overrides`` (on top of the sandbox defaults) the settings Variable for later runs."""
         settings = self.settings(**overrides)
-        os.environ[f"AIRFLOW_VAR_{SETTINGS_VARIABLE.upper()}"] = json.dumps(settings)
+        os.environ.update(settings_env(settings))
         return settings
+
+    def environment(self, **overrides: Any) -> dict[str, str]:
+        """Connections and settings Variable for processes started elsewhere (a real deployment)."""
+        return {**connection_env(self.sandbox, self.warehouse), **settings_env(self.settings(**overrides))}
+
+
+def settings_env(settings: dict[str, Any]) -> dict[str, str]:
+    """The ``AIRFLOW_VAR_…`` value that makes ``settings`` the settings Variable."""
+    return {f"AIRFLOW_VAR_{SETTINGS_VARIABLE.upper()}": json.dumps(settings)}
 
 
 def connection_env(sandbox: Sandbox, warehouse: Path) -> dict[str, str]:
@@ -61,6 +70,14 @@ def connection_env(sandbox: Sandbox, warehouse: Path) -> dict[str, str]:
                 "conn_type": "slack",
                 "password": sandbox.slack_token,
                 "extra": {"base_url": sandbox.slack_base_url, "timeout": 10},
+            }
+        ),
+        # Socket Mode's app-level token: lets the triggerer's event intake run against the sandbox.
+        "AIRFLOW_CONN_SLACK_APP_DEFAULT": json.dumps(
+            {
+                "conn_type": "slack",
+                "password": sandbox.slack_app_token,
+                "extra": {"base_url": sandbox.slack_base_url},
             }
         ),
         "AIRFLOW_CONN_LOOKER_DEFAULT": json.dumps(

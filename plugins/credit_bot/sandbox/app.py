@@ -15,6 +15,7 @@ from credit_bot.sandbox.recorder import CallLog
 from credit_bot.sandbox.scenario import Scenario
 from credit_bot.sandbox.server import SandboxServer
 from credit_bot.sandbox.slack_api import SlackApi
+from credit_bot.sandbox.socket_mode import SocketMode
 from credit_bot.sandbox.wire import Reply
 
 HOST = "127.0.0.1"  # loopback only: the sandbox accepts fake credentials and must never be reachable
@@ -26,6 +27,9 @@ class Sandbox:
     def __init__(self, scenario: Scenario, port: int = 0) -> None:
         self.scenario = scenario
         self.slack = SlackApi(scenario.slack)
+        self.socket_mode = SocketMode(scenario.slack)
+        self.slack.event_listeners.append(self.socket_mode.publish)
+        self.slack.open_socket_url = self.socket_mode.open_url
         self.looker = LookerApi(scenario.looker)
         self.faults = FaultInjector()
         self.call_log = CallLog()
@@ -73,6 +77,7 @@ class Sandbox:
         self._server, self._thread = None, None
         if server is None:
             return
+        self.socket_mode.stop()
         server.shutdown()
         server.server_close()
         if thread is not None:
@@ -122,6 +127,11 @@ class Sandbox:
     def slack_token(self) -> str:
         """The scenario's (fake) bot token."""
         return self.scenario.slack.token
+
+    @property
+    def slack_app_token(self) -> str:
+        """The scenario's (fake) app-level token, for Socket Mode's apps.connections.open."""
+        return self.scenario.slack.app_token
 
     @property
     def looker_client_id(self) -> str:
@@ -192,6 +202,29 @@ class Sandbox:
     def expire_looker_tokens(self) -> int:
         """Revoke every issued Looker token server-side; returns how many were live."""
         return self.looker.expire_tokens()
+
+    # ---- Socket Mode -------------------------------------------------------------------------------
+
+    def socket_status(self) -> dict[str, Any]:
+        """Open connections, accepted (``connects``) and ``refused`` handshakes, envelope counts."""
+        return self.socket_mode.status()
+
+    def socket_envelopes(self, unacked_only: bool = False) -> list[dict[str, Any]]:
+        """Events API envelopes pushed so far: envelope_id, channel, ts, subtype, deliveries, acked."""
+        return self.socket_mode.envelopes(unacked_only=unacked_only)
+
+    def socket_disconnect(self, reason: str | None = None, abort: bool = False) -> int:
+        """Drop the Socket Mode connections: a ``disconnect`` message with ``reason``
+        (e.g. "refresh_requested"), else a close frame, or with ``abort`` a bare TCP drop."""
+        return self.socket_mode.disconnect(reason=reason, abort=abort)
+
+    def socket_refuse(self, times: int = 1, seconds: float | None = None) -> None:
+        """Refuse the next ``times`` websocket handshakes with HTTP 503, or all of them for ``seconds``."""
+        self.socket_mode.refuse(times=times, seconds=seconds)
+
+    def socket_lose_acks(self, times: int = 1) -> None:
+        """Ignore the next ``times`` Socket Mode acks, so those envelopes are redelivered on reconnect."""
+        self.socket_mode.lose_acks(times=times)
 
     def _control(self, verb: str, path: str, params: dict[str, Any]) -> Reply:
         return handle_control(self, verb, path, params)

@@ -88,3 +88,27 @@ class SandboxClient:
     def expire_looker_tokens(self) -> int:
         """Revoke every issued Looker token; returns how many were live."""
         return int(self._call("POST", "expire-looker-tokens", body={})["revoked"])
+
+    def socket_status(self) -> dict[str, Any]:
+        """Socket Mode: open connections, connects, refused handshakes, envelope counts."""
+        status = self._call("GET", "socket-mode")
+        return {k: v for k, v in status.items() if k not in ("ok", "envelope_list")}
+
+    def socket_envelopes(self, unacked_only: bool = False) -> list[dict[str, Any]]:
+        """Socket Mode envelopes pushed so far, with deliveries and whether each was acked."""
+        query = {"unacked_only": "1" if unacked_only else None}
+        return self._call("GET", "socket-mode", query)["envelope_list"]
+
+    def socket_disconnect(self, reason: str | None = None, abort: bool = False) -> int:
+        """Drop the Socket Mode connections (same arguments as Sandbox.socket_disconnect)."""
+        body = {"reason": reason, "abort": abort}
+        return int(self._call("POST", "socket-mode/disconnect", body=body)["disconnected"])
+
+    def socket_refuse(self, times: int = 1, seconds: float | None = None) -> None:
+        """Refuse the next ``times`` websocket handshakes, or all of them for ``seconds``."""
+        body: dict[str, Any] = {"times": times} if seconds is None else {"seconds": seconds}
+        self._call("POST", "socket-mode/refuse", body=body)
+
+    def socket_lose_acks(self, times: int = 1) -> None:
+        """Ignore the next ``times`` Socket Mode acks (they get redelivered on reconnect)."""
+        self._call("POST", "socket-mode/lose-acks", body={"times": times})

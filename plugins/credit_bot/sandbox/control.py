@@ -69,6 +69,27 @@ def _clear_faults(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _socket_status(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    unacked_only = str(params.get("unacked_only", "")).lower() in {"1", "true"}
+    return {**sb.socket_status(), "envelope_list": sb.socket_envelopes(unacked_only=unacked_only)}
+
+
+def _socket_disconnect(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    reason = params.get("reason") or None
+    return {"disconnected": sb.socket_disconnect(reason=reason, abort=bool(params.get("abort", False)))}
+
+
+def _socket_refuse(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    seconds = params.get("seconds")
+    sb.socket_refuse(times=int(params.get("times", 1)), seconds=None if seconds is None else float(seconds))
+    return {}
+
+
+def _socket_lose_acks(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    sb.socket_lose_acks(times=int(params.get("times", 1)))
+    return {}
+
+
 def _expire_looker_tokens(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
     return {"revoked": sb.expire_looker_tokens()}
 
@@ -86,6 +107,10 @@ _ENDPOINTS: dict[tuple[str, str], Callable[[Sandbox, dict[str, Any]], dict[str, 
     ("POST", "faults"): _inject,
     ("DELETE", "faults"): _clear_faults,
     ("POST", "expire-looker-tokens"): _expire_looker_tokens,
+    ("GET", "socket-mode"): _socket_status,
+    ("POST", "socket-mode/disconnect"): _socket_disconnect,
+    ("POST", "socket-mode/refuse"): _socket_refuse,
+    ("POST", "socket-mode/lose-acks"): _socket_lose_acks,
 }
 
 ENDPOINTS = sorted(f"{verb} /_sandbox/{name}" for verb, name in _ENDPOINTS)

@@ -10,6 +10,7 @@ from typing import Any
 
 # Obviously fake credentials: the sandbox never sees a real token or secret.
 DEFAULT_SLACK_TOKEN = "xoxb-sandbox-fake-token"  # noqa: S105 - fake sandbox token
+DEFAULT_SLACK_APP_TOKEN = "xapp-1-sandbox-not-a-real-token"  # noqa: S105 - fake app-level token
 DEFAULT_LOOKER_CLIENT_ID = "sandbox-client-id"
 DEFAULT_LOOKER_CLIENT_SECRET = "sandbox-client-secret-fake"  # noqa: S105 - fake sandbox secret
 
@@ -30,6 +31,7 @@ class SlackScenario:
     app_id: str = "A0CREDITBOT"
     bot_name: str = "creditbot"
     token: str = DEFAULT_SLACK_TOKEN
+    app_token: str = DEFAULT_SLACK_APP_TOKEN  # Socket Mode's app-level token (apps.connections.open)
     max_page_size: int | None = None
     users: list[dict[str, Any]] = field(default_factory=list)
     channels: list[dict[str, Any]] = field(default_factory=list)

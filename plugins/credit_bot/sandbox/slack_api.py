@@ -107,6 +107,10 @@ class SlackApi:
         self._users: dict[str, dict[str, Any]] = {u["id"]: dict(u) for u in scenario.users}
         self._posts: list[dict[str, Any]] = []
         self._reactions: list[dict[str, Any]] = []
+        # Socket Mode hooks, set by the Sandbox: where channel message events go, and where
+        # apps.connections.open gets its websocket URL.
+        self.event_listeners: list[Callable[[dict[str, Any]], Any]] = []
+        self.open_socket_url: Callable[[], str] | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "conversations.history": self._history,
@@ -116,6 +120,7 @@ class SlackApi:
             "chat.postMessage": self._post_message,
             "chat.getPermalink": self._permalink,
             "reactions.add": self._reactions_add,
+            "apps.connections.open": self._connections_open,
         }
         self._seed(scenario)
 
@@ -129,7 +134,15 @@ class SlackApi:
         token = bearer_token(headers) or params.get("token")
         if not token:
             return Reply.json({"ok": False, "error": "not_authed"})
-        if token != self.scenario.token:
+        if method == "apps.connections.open":
+            # The one method that takes the app-level token (xapp-…) and no other.
+            if token == self.scenario.token:
+                return Reply.json({"ok": False, "error": "not_allowed_token_type"})
+            if token != self.scenario.app_token:
+                return Reply.json({"ok": False, "error": "invalid_auth"})
+        elif token == self.scenario.app_token:
+            return Reply.json({"ok": False, "error": "not_allowed_token_type"})
+        elif token != self.scenario.token:
             return Reply.json({"ok": False, "error": "invalid_auth"})
         with self._lock:
             try:
@@ -191,20 +204,47 @@ class SlackApi:
                 "thread_ts": thread_ts,
             }
             ch.messages[ts] = msg
+            self._emit(ch, self._render(ch, msg, include_metadata=False))
             return ts
 
     def edit_message(self, channel: str, ts: str, text: str) -> None:
         """Change a message's text the way a user edit does (Slack then shows ``edited``)."""
         with self._lock:
+            ch = self._require_channel(channel)
             msg = self._require_message(channel, ts)
+            previous = self._render(ch, msg, include_metadata=False)
+            edit_ts = self._clock.next()
             msg["text"] = text
-            msg["edited"] = {"user": msg.get("user"), "ts": self._clock.next()}
+            msg["edited"] = {"user": msg.get("user"), "ts": edit_ts}
+            self._emit(
+                ch,
+                {
+                    "type": "message",
+                    "subtype": "message_changed",
+                    "hidden": True,
+                    "message": self._render(ch, msg, include_metadata=False),
+                    "previous_message": previous,
+                    "ts": edit_ts,
+                },
+            )
 
     def delete_message(self, channel: str, ts: str) -> None:
         """Delete a message; a thread parent with replies becomes a tombstone, like in Slack."""
         with self._lock:
             ch = self._require_channel(channel)
             msg = self._require_message(channel, ts)
+            previous = self._render(ch, msg, include_metadata=False)
+            self._emit(
+                ch,
+                {
+                    "type": "message",
+                    "subtype": "message_deleted",
+                    "hidden": True,
+                    "deleted_ts": ts,
+                    "previous_message": previous,
+                    "ts": self._clock.next(),
+                },
+            )
             if not _is_reply(msg) and self._thread_replies(ch, ts):
                 ch.messages[ts] = {
                     "ts": ts,
@@ -359,6 +399,7 @@ class SlackApi:
         if thread_ts is not None and as_bool(params.get("reply_broadcast", False)):
             msg["subtype"] = "thread_broadcast"
         ch.messages[ts] = msg
+        self._emit(ch, self._render(ch, msg, include_metadata=False))
         self._posts.append(
             {
                 "channel": ch.id,
@@ -370,6 +411,11 @@ class SlackApi:
             }
         )
         return {"channel": ch.id, "ts": ts, "message": self._render(ch, msg, include_metadata=True)}
+
+    def _connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.open_socket_url is None:
+            raise SlackError("not_supported_in_sandbox")
+        return {"url": self.open_socket_url()}
 
     def _permalink(self, params: dict[str, Any]) -> dict[str, Any]:
         ch = self._channel_param(params)
@@ -423,6 +469,14 @@ class SlackApi:
             raw["ts"] = self._clock.next()
         ch.messages[raw["ts"]] = raw
         return raw["ts"]
+
+    def _emit(self, ch: Channel, event: dict[str, Any]) -> None:
+        """Hand a message event in a channel to the Socket Mode listeners (the app sees no DMs)."""
+        if ch.is_im or not self.event_listeners:
+            return
+        event = {**event, "channel": ch.id, "event_ts": event["ts"], "channel_type": "channel"}
+        for listener in self.event_listeners:
+            listener(event)
 
     def _workspace_url(self) -> str:
         url = self.scenario.workspace_url
