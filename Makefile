@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR)/plugins
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: install demo test lint format lock clean
+.PHONY: install demo bench test test-deploy lint format lock clean
 
 install: $(VENV)/.installed $(AIRFLOW_HOME)/.migrated
 
@@ -33,8 +33,17 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 demo: install
 	$(BIN)/python -m credit_bot.demo
 
+# BENCH_ARGS: --quick, --compare bench-results/OLD.json, --executor local (see bench/credit_bot_bench.py)
+bench: install
+	$(BIN)/python -m bench.credit_bot_bench $(BENCH_ARGS)
+
 test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Just the real-deployment tests (Airflow's components on this machine's PostgreSQL and Redis);
+# `make test` runs them too.
+test-deploy: install
+	$(BIN)/python -m pytest -m deploy tests/deploy $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

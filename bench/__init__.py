@@ -1,0 +1,1 @@
+"""``make bench``: CreditBot's benchmark against the sandbox (see ``bench.credit_bot_bench``)."""

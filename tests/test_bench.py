@@ -1,0 +1,89 @@
+"""``make bench`` in its quickest mode: it runs, and its JSON holds plausible counts (never timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.credit_bot_bench import HEAVY_MODULES, render
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "result.json"
+    # A subprocess: the bench sets up its own AIRFLOW_HOME before it imports Airflow.
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.credit_bot_bench", "--quick", "--parse-runs", "1", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    log = out.with_suffix(".log")
+    assert done.returncode == 0, done.stderr[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
+    assert "overhead ratio" in done.stdout
+    return json.loads(out.read_text())
+
+
+def test_result_has_every_section(results):
+    assert {"schema", "meta", "parse", "idle_first", "idle", "backlog", "latency"} <= set(results)
+    assert results["meta"]["executor"] == "dag.test"
+    assert list(results["backlog"]) == ["1"]
+
+
+def test_parse_imports_nothing_heavy(results):
+    parse = results["parse"]
+    assert parse["runs"] == 1
+    assert parse["median_s"] > 0
+    assert "credit_bot" in parse["modules_top_level"]
+    assert not set(parse["heavy"]) & HEAVY_MODULES
+
+
+def test_idle_run_reads_history_once_and_starts_nothing_mapped(results):
+    idle = results["idle"]
+    assert idle["state"] == "success"
+    assert idle["calls"] == {"slack": {"conversations.history": 1}}
+    assert idle["slack_calls"] == 1
+    assert idle["looker_calls"] == 0
+    assert idle["task_instances"]["mapped_started"] == 0
+
+
+def test_one_request_is_answered_once_with_the_expected_amount(results):
+    case = results["backlog"]["1"]
+    assert case["state"] == "success"
+    assert case["replies_correct"] == 1
+    assert case["replies_total"] == 1
+    assert case["dms"] == 0
+    assert case["calls"]["slack"]["chat.postMessage"] == 1
+    assert case["looker_calls"] >= 2  # at least the Look and its query's SQL
+    assert case["task_instances"]["by_task"]["run_notebook"]["states"] == {"success": 1}
+    assert case["floor"]["notebooks"] == 1
+    assert case["overhead_ratio"] > 0
+    assert case["ledger_bytes"] > 0
+    assert case["latency_s"]["median"] > 0
+
+
+def test_latency_separates_measured_from_computed(results):
+    latency = results["latency"]
+    assert latency["wait_expected_s_computed"] == 300
+    assert latency["wait_worst_s_computed"] == 600
+    assert latency["processing_s_measured"] == results["backlog"]["1"]["latency_s"]["median"]
+
+
+def test_compare_prints_deltas_against_an_older_result(results):
+    older = json.loads(json.dumps(results))
+    older["meta"]["commit"] = "0ld0ld0"
+    older["idle"]["calls"]["slack"]["conversations.history"] = 2
+    table = render(results, older)
+    assert "against commit 0ld0ld0" in table
+    [history_row] = [line for line in table.splitlines() if line.strip().startswith("conversations.history")]
+    assert "(-50%)" in history_row  # one history read where there were two
