@@ -24,8 +24,9 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
+from credit_bot.events import slack_asset
 from credit_bot.notebooks import CreditNotebookOperator
 
 # Retry policy of every task; overridable from the environment so tests can use short delays.
@@ -49,7 +50,13 @@ def _materialize(lazy: list) -> list:
 
 @dag(
     dag_id="credit_bot",
-    schedule="*/10 * * * *",
+    # Slack Socket Mode events (a trigger in the triggerer) start a run within seconds of a post; the
+    # cron tick is the safety net for anything missed while the triggerer was down, and the only
+    # path when no app-level token (connection slack_app_default) is configured.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("*/10 * * * *", timezone="UTC"),
+        assets=slack_asset(),
+    ),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
@@ -93,10 +100,12 @@ def credit_bot():
 
     @task
     def fetch_requests(run: dict) -> list[dict]:
-        from credit_bot import steps
+        from credit_bot import events, steps
 
-        requests, window = steps.fetch_requests(run)
-        get_current_context()["ti"].xcom_push(key="window", value=window)
+        context = get_current_context()
+        announced = events.requests_from_asset_events(context.get("triggering_asset_events"))
+        requests, window = steps.fetch_requests(run, announced=announced)
+        context["ti"].xcom_push(key="window", value=window)
         return requests
 
     @task(map_index_template="{{ request_label }}")
@@ -116,9 +125,14 @@ def credit_bot():
     def post_results(request: dict, run: dict) -> dict:
         from credit_bot import steps
 
-        ti = _label_map_index(request)["ti"]
+        context = _label_map_index(request)
+        ti = context["ti"]
         resolved = ti.xcom_pull(task_ids="resolve", map_indexes=ti.map_index)
-        return steps.post_results(request, run, resolved, ti.log_url)
+        window = ti.xcom_pull(task_ids="fetch_requests", key="window") or {}
+        outcome = steps.post_results(request, run, resolved, ti.log_url, window.get("bot_user_id"))
+        # Rendered after the task ran: the UI names this task instance after the request and its outcome.
+        context["request_label"] += f" → {outcome['status']}"  # type: ignore[typeddict-unknown-key]
+        return outcome
 
     @task(trigger_rule="all_done")
     def record_ledger(outcomes: list) -> dict:

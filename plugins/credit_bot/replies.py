@@ -58,3 +58,8 @@ def operator_dm(
         lines.append(f"• Airflow log: {log_url}")
     lines.append(f"• Next: {next_step}")
     return "\n".join(lines)
+
+
+def dry_run_preview(text: str, permalink: str | None) -> str:
+    """What a dry run would have posted, for the operators to judge going live."""
+    return f":mag: CreditBot DRY RUN: would reply in {permalink or 'the thread'}:\n> {text}"

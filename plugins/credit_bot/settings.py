@@ -60,6 +60,13 @@ class Settings:
     page_size: int = 15
     max_requests_per_run: int = 50
     ledger_retention_days: int = 30
+    # Status on each request post, as Slack reactions (emoji names; "" turns one off).
+    reaction_picked_up: str = "eyes"
+    reaction_answered: str = "white_check_mark"
+    reaction_escalated: str = "rotating_light"
+    reactions_in_dry_run: bool = False
+    # In dry-run, DM the operators what would have been posted, to judge going live from Slack.
+    dry_run_preview: bool = False
 
     @classmethod
     def from_json(cls, text: str | None) -> Settings:
@@ -122,11 +129,17 @@ class Settings:
         ):
             if getattr(self, key) < 1:
                 raise SettingsError(f"{key!r} must be at least 1")
-        if self.ledger_retention_days * 24 < max(self.lookback_hours, self.link_wait_hours):
+        for key in ("reaction_picked_up", "reaction_answered", "reaction_escalated"):
+            if not re.fullmatch(r"[a-z0-9_+\-']*", getattr(self, key)):
+                raise SettingsError(
+                    f"{key!r} must be an emoji name such as 'eyes' (no colons), or \"\" for none"
+                )
+        window_hours = max(self.lookback_hours, self.link_wait_hours)
+        if self.ledger_retention_days * 24 < window_hours:
             # Finished entries must outlive the window a run may read again, or they would be redone.
             raise SettingsError(
                 "'ledger_retention_days' must cover 'lookback_hours' and 'link_wait_hours' "
-                f"({self.ledger_retention_days} days < {max(self.lookback_hours, self.link_wait_hours)} hours)"
+                f"({self.ledger_retention_days} days < {window_hours} hours)"
             )
         if not 1 <= self.page_size <= 999:
             raise SettingsError("'page_size' must be between 1 and 999 (Slack's limit)")
@@ -181,11 +194,11 @@ def _coerce(key: str, raw: Any) -> Any:
                 )
             )
         return tuple(rules)
-    if key == "dry_run":
-        if not isinstance(raw, bool):
-            raise SettingsError("'dry_run' must be true or false")
-        return raw
     default = getattr(Settings, key, None)
+    if isinstance(default, bool):
+        if not isinstance(raw, bool):
+            raise SettingsError(f"{key!r} must be true or false")
+        return raw
     if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise SettingsError(f"{key!r} must be a whole number")

@@ -7,6 +7,7 @@ connection resets are retried by ``slack_sdk``'s own retry handlers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
 SLACK_CONN_ID = "slack_api_default"
+
+log = logging.getLogger(__name__)
 
 
 def slack_hook(conn_id: str = SLACK_CONN_ID, *, for_posting: bool = False) -> SlackHook:
@@ -129,6 +132,17 @@ def direct_message(
     if earlier:
         return earlier["ts"]
     return post(poster, channel=dm_channel, text=text, event_type=event_type, payload=payload)
+
+
+def react(client: WebClient, channel: str, ts: str, name: str) -> None:
+    """Add reaction ``name`` to a message; status only, so a failure is logged, never raised."""
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        client.reactions_add(channel=channel, timestamp=ts, name=name)
+    except SlackApiError as exc:
+        if exc.response.get("error") != "already_reacted":
+            log.warning("could not add :%s: to %s: %s", name, ts, exc.response.get("error"))
 
 
 def permalink(client: WebClient, channel: str, ts: str) -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from credit_bot import intake, ledger, replies
+from credit_bot.money import format_usd
 from credit_bot.settings import SETTINGS_VARIABLE, Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -92,8 +93,14 @@ def history_start(book: dict[str, Any], settings: Settings, now: datetime) -> st
     return f"{max(start, floor).timestamp():.6f}"
 
 
-def fetch_requests(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The requests to work on, and the window (newest ts read, expired link requests) for the ledger."""
+def fetch_requests(
+    run: dict[str, Any], announced: list[dict[str, str]] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The requests to work on, and the window (newest ts read, expired link requests) for the ledger.
+
+    ``announced`` are the messages Slack events named (Socket Mode): read one by one when the
+    history read did not return them (an edit or a thread reply on an older request).
+    """
     from airflow.sdk import Variable
 
     from credit_bot import slack
@@ -117,6 +124,11 @@ def fetch_requests(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
                 slack.history(client, settings.channel, oldest=oldest, page_size=settings.page_size)
             )
             closed = _recover_open(client, book, settings, oldest, messages)
+            seen = {m["ts"] for m in messages}
+            for item in announced or []:
+                if item["channel"] == settings.channel and item["ts"] not in seen:
+                    found = slack.message(client, settings.channel, item["ts"])
+                    messages.extend([found] if found else [])
     selected, expired, notes = intake.select(
         messages,
         channel=settings.channel,
@@ -153,7 +165,12 @@ def fetch_requests(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
     for note in notes:
         log.info("%s", note)
     log.info("%d message(s) read, %d request(s) to work on", len(messages), len(requests))
-    window = {"newest_ts": None if manual else newest_ts, "expired": expired + closed}
+    window = {
+        "newest_ts": None if manual else newest_ts,
+        "expired": expired + closed,
+        # One auth.test per run (not per post): post_results recognises the bot's own messages by it.
+        "bot_user_id": client.auth_test()["user_id"] if requests else None,
+    }
     return [r.as_dict() for r in requests], window
 
 
@@ -228,6 +245,7 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
 
     settings = _settings(run)
     label = intake.Request(**request).label
+    _Slack(settings).react(request, settings.reaction_picked_up)
     urls = looker_urls(request["text"], list(settings.looker_hosts))
     if not urls:
         log.info("no Looker link on %s in the message", ", ".join(settings.looker_hosts))
@@ -314,7 +332,7 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
     Returns ``{"action": "answer"|"ask_link"|"ignore"|"escalate"|"retry", ...}``; no side effects.
     """
     from credit_bot.money import InvalidAmount
-    from credit_bot.notebooks import NotebookResultError, read_result, validate_credit
+    from credit_bot.notebooks import NotebookRejected, NotebookResultError, read_result, validate_credit
 
     if resolved is None:
         return {"action": "retry", "error": "resolving the Looker links failed (Looker unavailable?)"}
@@ -332,9 +350,10 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
             result = read_result(job["output_nb"])
             credit = validate_credit(result)
         except (NotebookResultError, InvalidAmount) as exc:
-            # A notebook that did not finish may next time; an invalid amount will not.
+            # A notebook that did not finish may next time; an invalid amount or a rejected one will not.
+            transient = isinstance(exc, NotebookResultError) and not isinstance(exc, NotebookRejected)
             return {
-                "action": "retry" if isinstance(exc, NotebookResultError) else "escalate",
+                "action": "retry" if transient else "escalate",
                 "error": f"notebook for {job['link']}: {exc}",
                 "links": resolved["links"],
                 "notebooks": notebooks,
@@ -344,9 +363,16 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def post_results(
-    request: dict[str, Any], run: dict[str, Any], resolved: dict[str, Any] | None, log_url: str | None
+    request: dict[str, Any],
+    run: dict[str, Any],
+    resolved: dict[str, Any] | None,
+    log_url: str | None,
+    bot_user_id: str | None = None,
 ) -> dict[str, Any]:
-    """Carry out the decision for one request (or log it in dry-run) and return its ledger outcome."""
+    """Carry out the decision for one request (or log it in dry-run) and return its ledger outcome.
+
+    The outcome's ``status`` is a few words for the task's name in the Airflow UI.
+    """
     settings = _settings(run)
     decision = decide(resolved)
     if decision["action"] == "retry" and request["attempt"] >= settings.max_attempts:
@@ -355,6 +381,7 @@ def post_results(
             "action": "escalate",
             "error": f"gave up after {request['attempt']} attempts: {decision['error']}",
         }
+    slack = _Slack(settings, bot_user_id)
     outcome: dict[str, Any] = {
         "ts": request["ts"],
         "dry_run": settings.dry_run,
@@ -365,118 +392,178 @@ def post_results(
     action = decision["action"]
     if action == "ignore":
         log.info("ignored silently: %s", decision["reason"])
-        return {**outcome, "outcome": ledger.IGNORED, "last_error": None}
+        return {**outcome, "outcome": ledger.IGNORED, "last_error": None, "status": "ignored"}
     if action == "retry":
-        log.warning(
-            "will retry at the next run (attempt %d of %d): %s",
-            request["attempt"],
-            settings.max_attempts,
-            decision["error"],
+        attempt = f"attempt {request['attempt']} of {settings.max_attempts}"
+        log.warning("will retry at the next run (%s): %s", attempt, decision["error"])
+        next_step = (
+            f"CreditBot tries again at the next run ({attempt}); you will hear again only if it gives up"
         )
-        return {**outcome, "outcome": ledger.RETRYING, "last_error": decision["error"]}
+        slack.tell_operators(request, decision, log_url, state=ledger.RETRYING, next_step=next_step)
+        return {
+            **outcome,
+            "outcome": ledger.RETRYING,
+            "last_error": decision["error"],
+            "status": f"retrying ({attempt})",
+        }
     if action == "answer":
         text = replies.approval(decision["amount"], settings.category)
-        reply_ts = _reply(
+        reply_ts = slack.reply(
             request,
-            settings,
             text,
             replies.REPLY_EVENT_TYPE,
             {"request_ts": request["ts"], "amount": str(decision["amount"])},
         )
+        slack.react(request, settings.reaction_answered)
         return {
             **outcome,
             "outcome": ledger.ANSWERED,
             "amount": str(decision["amount"]),
             "reply_ts": reply_ts,
             "last_error": None,
+            "status": f"answered {format_usd(decision['amount'])}",
         }
     if action == "ask_link":
         text = replies.link_request(list(settings.looker_hosts))
-        reply_ts = _reply(
-            request, settings, text, replies.LINK_REQUEST_EVENT_TYPE, {"request_ts": request["ts"]}
-        )
+        reply_ts = slack.reply(request, text, replies.LINK_REQUEST_EVENT_TYPE, {"request_ts": request["ts"]})
         return {
             **outcome,
             "outcome": ledger.LINK_REQUESTED,
             "reply_ts": reply_ts or request["ts"],
             "last_error": None,
+            "status": "asked for a link",
         }
-    _escalate(request, settings, decision, log_url)
-    return {**outcome, "outcome": ledger.ESCALATED, "last_error": decision["error"]}
-
-
-def _clients() -> tuple[WebClient, WebClient, str]:
-    """A reading client, a posting client (see ``slack.slack_hook``), and the bot's own user id."""
-    from credit_bot import slack
-
-    reader = slack.slack_hook().client
-    poster = slack.slack_hook(for_posting=True).client
-    return reader, poster, reader.auth_test()["user_id"]
-
-
-def _reply(
-    request: dict[str, Any], settings: Settings, text: str, event_type: str, payload: dict[str, Any]
-) -> str | None:
-    """Post ``text`` in the request's thread once: an earlier reply of the same kind is reused."""
-    from credit_bot import slack
-
-    if settings.dry_run:
-        log.info("DRY RUN: would reply in thread %s of %s: %s", request["ts"], request["channel"], text)
-        return None
-    reader, poster, bot_user_id = _clients()
-    earlier = slack.find_own(
-        slack.replies(reader, request["channel"], request["ts"]),
-        bot_user_id=bot_user_id,
-        event_type=event_type,
-        request_ts=request["ts"],
-    )
-    if earlier:
-        log.info("already replied in this thread at %s; not posting again", earlier["ts"])
-        return earlier["ts"]
-    reply_ts = slack.post(
-        poster,
-        channel=request["channel"],
-        thread_ts=request["ts"],
-        text=text,
-        event_type=event_type,
-        payload=payload,
-    )
-    log.info("replied in thread %s: %s", request["ts"], text)
-    return reply_ts
-
-
-def _escalate(
-    request: dict[str, Any], settings: Settings, decision: dict[str, Any], log_url: str | None
-) -> None:
-    """DM every operator once about this request (an earlier DM about it is not repeated)."""
-    from credit_bot import slack
-
     log.error("escalating to the operator(s): %s", decision["error"])
-    if settings.dry_run:
-        log.info("DRY RUN: would DM %s", ", ".join(settings.operators) or "nobody (no operators configured)")
-        return
-    reader, poster, bot_user_id = _clients()
-    text = replies.operator_dm(
-        problem=decision["error"],
-        permalink=slack.permalink(reader, request["channel"], request["ts"]),
-        channel=request["channel"],
-        ts=request["ts"],
-        log_url=log_url,
-        next_step="nothing more: CreditBot leaves this request alone unless re-run with force=true",
-        links=decision.get("links"),
-        notebooks=decision.get("notebooks"),
+    next_step = (
+        "CreditBot leaves this request alone: fix the cause, then trigger credit_bot with this "
+        "message's permalink as message_ts and force=true"
     )
-    for operator in settings.operators:
-        slack.direct_message(
-            reader,
-            poster,
-            operator,
-            text,
-            bot_user_id=bot_user_id,
-            event_type=replies.ESCALATION_EVENT_TYPE,
-            payload={"channel": request["channel"], "request_ts": request["ts"], "state": ledger.ESCALATED},
-            since_ts=request["ts"],
+    slack.tell_operators(request, decision, log_url, state=ledger.ESCALATED, next_step=next_step)
+    slack.react(request, settings.reaction_escalated)
+    return {**outcome, "outcome": ledger.ESCALATED, "last_error": decision["error"], "status": "escalated"}
+
+
+class _Slack:
+    """What post_results says in Slack: replies, operator DMs and status reactions, each at most once.
+
+    Clients are made on first use: a reading one, and a posting one that never resends blind
+    (see ``slack.slack_hook``). The bot's user id (to recognise its own earlier messages) comes
+    from fetch_requests' single ``auth.test`` of the run, or is asked here.
+    """
+
+    def __init__(self, settings: Settings, bot_user_id: str | None = None) -> None:
+        self.settings = settings
+        self._bot_user_id = bot_user_id
+        self._clients: tuple[WebClient, WebClient] | None = None
+
+    @property
+    def reader(self) -> WebClient:
+        return self._both()[0]
+
+    @property
+    def poster(self) -> WebClient:
+        return self._both()[1]
+
+    @property
+    def bot_user_id(self) -> str:
+        if self._bot_user_id is None:
+            self._bot_user_id = self.reader.auth_test()["user_id"]
+        return self._bot_user_id
+
+    def _both(self) -> tuple[WebClient, WebClient]:
+        from credit_bot import slack
+
+        if self._clients is None:
+            self._clients = (slack.slack_hook().client, slack.slack_hook(for_posting=True).client)
+        return self._clients
+
+    def reply(
+        self, request: dict[str, Any], text: str, event_type: str, payload: dict[str, Any]
+    ) -> str | None:
+        """Post ``text`` in the request's thread once: an earlier reply of the same kind is reused."""
+        from credit_bot import slack
+
+        if self.settings.dry_run:
+            log.info("DRY RUN: would reply in thread %s of %s: %s", request["ts"], request["channel"], text)
+            if self.settings.dry_run_preview:
+                self._dm_operators(
+                    request,
+                    replies.dry_run_preview(text, self._permalink(request)),
+                    state=f"preview:{event_type}",
+                )
+            return None
+        earlier = slack.find_own(
+            slack.replies(self.reader, request["channel"], request["ts"]),
+            bot_user_id=self.bot_user_id,
+            event_type=event_type,
+            request_ts=request["ts"],
         )
+        if earlier:
+            log.info("already replied in this thread at %s; not posting again", earlier["ts"])
+            return earlier["ts"]
+        reply_ts = slack.post(
+            self.poster,
+            channel=request["channel"],
+            thread_ts=request["ts"],
+            text=text,
+            event_type=event_type,
+            payload=payload,
+        )
+        log.info("replied in thread %s: %s", request["ts"], text)
+        return reply_ts
+
+    def tell_operators(
+        self,
+        request: dict[str, Any],
+        decision: dict[str, Any],
+        log_url: str | None,
+        *,
+        state: str,
+        next_step: str,
+    ) -> None:
+        """DM every operator once per request and state (retrying, escalated); logged in dry-run."""
+        if self.settings.dry_run:
+            who = ", ".join(self.settings.operators) or "nobody (no operators configured)"
+            log.info("DRY RUN: would DM %s (%s): %s", who, state, decision["error"])
+            return
+        text = replies.operator_dm(
+            problem=decision["error"],
+            permalink=self._permalink(request),
+            channel=request["channel"],
+            ts=request["ts"],
+            log_url=log_url,
+            next_step=next_step,
+            links=decision.get("links"),
+            notebooks=decision.get("notebooks"),
+        )
+        self._dm_operators(request, text, state=state)
+
+    def _dm_operators(self, request: dict[str, Any], text: str, *, state: str) -> None:
+        from credit_bot import slack
+
+        for operator in self.settings.operators:
+            slack.direct_message(
+                self.reader,
+                self.poster,
+                operator,
+                text,
+                bot_user_id=self.bot_user_id,
+                event_type=replies.ESCALATION_EVENT_TYPE,
+                payload={"channel": request["channel"], "request_ts": request["ts"], "state": state},
+                since_ts=request["ts"],
+            )
+
+    def _permalink(self, request: dict[str, Any]) -> str | None:
+        from credit_bot import slack
+
+        return slack.permalink(self.reader, request["channel"], request["ts"])
+
+    def react(self, request: dict[str, Any], name: str) -> None:
+        """A status reaction on the request post (live, or in dry-run when asked); never fails the task."""
+        from credit_bot import slack
+
+        if name and (not self.settings.dry_run or self.settings.reactions_in_dry_run):
+            slack.react(self.reader, request["channel"], request["ts"], name)
 
 
 # ── record_ledger ──────────────────────────────────────────────────────────────────────────────
@@ -523,7 +610,13 @@ def _unfinished(request: dict[str, Any], settings: Settings) -> dict[str, Any]:
         return {**outcome, "outcome": ledger.RETRYING, "last_error": error}
     error = f"gave up after {request['attempt']} attempts: {error}"
     try:
-        _escalate(request, settings, {"error": error}, log_url=None)
+        _Slack(settings).tell_operators(
+            request,
+            {"error": error},
+            None,
+            state=ledger.ESCALATED,
+            next_step="CreditBot leaves this request alone; re-run it with force=true once fixed",
+        )
     except Exception:  # the ledger must still be written; the failed DM is in this log
         log.exception("could not DM the operators about %s", request["ts"])
     return {**outcome, "outcome": ledger.ESCALATED, "last_error": error}

@@ -117,15 +117,18 @@ def test_transient_notebook_failure_is_retried_on_later_runs_then_escalated(dag,
 
     assert run(dag) == "success"
     assert ledger_entry(ts)["outcome"] == "retrying"
-    assert stack.sandbox.dms() == []
+    [retrying] = stack.sandbox.dms()
+    assert "tries again at the next run (attempt 1 of 2)" in retrying["text"]
 
     assert run(dag) == "success"
-    [dm] = stack.sandbox.dms()
-    assert "gave up after 2 attempts" in dm["text"]
+    [_, escalated] = stack.sandbox.dms()
+    assert "gave up after 2 attempts" in escalated["text"]
+    assert "force=true" in escalated["text"]
     assert ledger_entry(ts)["outcome"] == "escalated"
 
     assert run(dag) == "success"
-    assert len(stack.sandbox.dms()) == 1
+    assert len(stack.sandbox.dms()) == 2  # one DM per state change, never repeated
+    assert thread_posts(stack, ts) == []
 
 
 def test_single_message_by_permalink_and_force_never_posts_twice(dag, stack, post):
