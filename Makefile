@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR)/plugins
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: install demo bench test test-deploy lint format lock clean
+.PHONY: install demo bench ledger test test-deploy browser-deps lint format lock clean
 
 install: $(VENV)/.installed $(AIRFLOW_HOME)/.migrated
 
@@ -37,13 +37,30 @@ demo: install
 bench: install
 	$(BIN)/python -m bench.credit_bot_bench $(BENCH_ARGS)
 
-test: install lint
+# Recent requests from the credit_bot_ledger Variable, newest first (read-only).
+# LEDGER_ARGS: --channel C…, --mode live|dry_run|all, --outcome escalated, --since HOURS, --limit N,
+# --json, --file saved.json (see `python -m credit_bot.ledger_report --help`)
+ledger: install
+	$(BIN)/python -m credit_bot.ledger_report $(LEDGER_ARGS)
+
+test: install lint browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Just the real-deployment tests (Airflow's components on this machine's PostgreSQL and Redis);
 # `make test` runs them too.
 test-deploy: install
 	$(BIN)/python -m pytest -m deploy tests/deploy $(PYTEST_ARGS)
+
+# Debian's Chromium for tests/browser (Playwright drives it; Playwright's own browser download does
+# not work here). Never fails: without apt-get, root or the network, the browser test skips and says why.
+CHROMIUM := /usr/bin/chromium
+BROWSER_PACKAGES := chromium fonts-liberation
+browser-deps:
+	@test -x $(CHROMIUM) || ! command -v apt-get >/dev/null || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; }; \
+	} || echo "browser-deps: could not install $(BROWSER_PACKAGES) with apt-get; the browser test will skip"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

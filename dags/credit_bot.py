@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
+from credit_bot import alerts
 from credit_bot.events import slack_asset
 from credit_bot.notebooks import CreditNotebookOperator
 
@@ -60,6 +61,8 @@ def _materialize(lazy: list) -> list:
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
+    # One DM to the operators per failed run (called by the dag-processor, even if a worker died).
+    on_failure_callback=alerts.on_dag_failure,
     tags=["credit_bot", "slack", "looker", "papermill"],
     doc_md=__doc__,
     default_args={"owner": "credit-bot", "retries": TASK_RETRIES, "retry_delay": RETRY_DELAY},
@@ -116,9 +119,11 @@ def credit_bot():
         return steps.resolve(request, run, context["run_id"])
 
     @task(trigger_rule="all_done")
-    def notebook_jobs(resolved: list, run: dict) -> list[dict]:
+    def notebook_jobs(resolved: list, run: dict | None) -> list[dict]:
         from credit_bot import steps
 
+        if run is None:  # load_settings failed: nothing to run (the run fails there, with its reason)
+            return []
         return steps.notebook_jobs(_materialize(resolved), run)
 
     @task(trigger_rule="all_done", map_index_template="{{ request_label }}")
@@ -144,7 +149,9 @@ def credit_bot():
             # Fail (not skip) so the run shows failed; the next run reads the same messages again.
             raise RuntimeError("nothing to record: load_settings or fetch_requests failed, see its log")
         window = ti.xcom_pull(task_ids="fetch_requests", key="window")
-        return steps.record_ledger(run, requests, window, _materialize(outcomes))
+        recorded = steps.record_ledger(run, requests, window, _materialize(outcomes))
+        steps.set_run_note(ti.dag_id, ti.run_id, recorded["summary"])
+        return recorded
 
     run = load_settings()
     requests = fetch_requests(run)

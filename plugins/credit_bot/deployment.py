@@ -350,6 +350,12 @@ class Deployment:
     def start(self, name: str) -> None:
         self.component(name).start()
 
+    def stop_component(self, name: str) -> None:
+        """Stop (gracefully) a component and leave it stopped: ``check_alive`` no longer expects it."""
+        component = self.component(name)
+        component.stop()
+        component.process = None
+
     def restart(self, name: str) -> None:
         """Stop (gracefully) a component if it runs, and start it again."""
         component = self.component(name)
@@ -478,6 +484,10 @@ def airflow_deployment(
             redis_url=redis_url,
             key_prefix=name,
             passwords_file=passwords_file,
+        ),
+        # What record_ledger uses to write each run's summary as its note (README: run notes).
+        "AIRFLOW_CONN_CREDIT_BOT_AIRFLOW_API": json.dumps(
+            {"conn_type": "http", "host": api_url, "login": ADMIN_USER, "password": password}
         ),
         **(env or {}),
     }

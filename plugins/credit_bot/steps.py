@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from credit_bot import intake, ledger, replies
 from credit_bot.money import format_usd
@@ -599,7 +600,68 @@ def record_ledger(
     for outcome in merged:
         counts[outcome["outcome"]] = counts.get(outcome["outcome"], 0) + 1
     log.info("ledger updated: %s", counts or "nothing new")
-    return counts
+    return {"counts": counts, "summary": run_summary(merged, settings.dry_run)}
+
+
+def run_summary(outcomes: list[dict[str, Any]], dry_run: bool) -> str:
+    """One line for the DAG run's note: ``3 requests: 2 answered ($1,204.10 total), 1 escalated``."""
+    if not outcomes:
+        return "Nothing new" + (" (dry run)" if dry_run else "")
+    order = [ledger.ANSWERED, ledger.LINK_REQUESTED, ledger.ESCALATED, ledger.RETRYING, ledger.IGNORED]
+    order += sorted({o["outcome"] for o in outcomes} - set(order))
+    parts = []
+    for name in order:
+        done = [o for o in outcomes if o["outcome"] == name]
+        if not done:
+            continue
+        part = f"{len(done)} {name.replace('_', ' ')}"
+        if name == ledger.ANSWERED:
+            total = sum((Decimal(o["amount"]) for o in done if o.get("amount")), Decimal("0"))
+            part += f" ({format_usd(total)} total)"
+        parts.append(part)
+    noun = "request" if len(outcomes) == 1 else "requests"
+    return f"{len(outcomes)} {noun}: " + ", ".join(parts) + (" — DRY RUN, nothing posted" if dry_run else "")
+
+
+AIRFLOW_API_CONN_ID = "credit_bot_airflow_api"
+
+
+def set_run_note(dag_id: str, run_id: str, note: str) -> bool:
+    """Show ``note`` on the DAG run in the Airflow UI, through Airflow's REST API.
+
+    A task cannot set its run's note through the Task SDK, so this uses the public API with the
+    optional connection ``credit_bot_airflow_api`` (host = the api-server's URL, login/password of
+    a user allowed to edit DAG runs). Without it the summary is only logged and returned.
+    """
+    import requests
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(AIRFLOW_API_CONN_ID)
+    except AirflowNotFoundException:
+        log.info("run note not set: no %r connection (see README)", AIRFLOW_API_CONN_ID)
+        return False
+    base = (conn.host or "").rstrip("/")
+    if conn.port:
+        base = f"{base}:{conn.port}"
+    try:
+        token = requests.post(
+            f"{base}/auth/token", json={"username": conn.login, "password": conn.password}, timeout=10
+        )
+        token.raise_for_status()
+        response = requests.patch(
+            f"{base}/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}",
+            params={"update_mask": "note"},
+            json={"note": note},
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+    except requests.RequestException as exc:  # a note is a convenience: never fail the ledger for it
+        log.warning("run note not set: %s", type(exc).__name__)
+        return False
+    return True
 
 
 def _unfinished(request: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -100,5 +100,7 @@ def test_only_the_configured_channel_operators_and_looker_host(dag, stack, post)
     permalink = f"https://sandbox.slack.com/archives/{OTHER_CHANNEL}/p{elsewhere.replace('.', '')}"
     sandbox.reset_calls()
     assert _run(dag, message_ts=permalink) == "failed"
-    assert sandbox.calls(api="slack") == []
+    # Only the failure alert to the operator: nothing was read from, or posted to, the other channel.
+    calls = [(c["method"], c["params"].get("channel")) for c in sandbox.calls(api="slack")]
+    assert calls == [("chat.postMessage", DEMO_OPERATOR)]
     assert sandbox.posts(OTHER_CHANNEL) == []

@@ -33,6 +33,7 @@ LONG_RUNNING = ["postgres", "redis", *AIRFLOW_SERVICES]
 # may appear in the compose file.
 REQUIRED = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}")
 MOUNT = re.compile(r"(?P<source>.+?):(?P<target>/[^:]+)(?::(?P<mode>ro|rw))?")
+OPTIONAL = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-\}")
 SECRET_KEYS = re.compile(r"PASSWORD|SECRET_KEY|JWT_SECRET|FERNET_KEY|TOKEN|^AIRFLOW_CONN_|^AIRFLOW_VAR_")
 
 
@@ -128,7 +129,9 @@ def test_no_secret_is_written_in_the_compose_file() -> None:
     for name, spec in SERVICES.items():
         for key, value in (spec.get("environment") or {}).items():
             if SECRET_KEYS.search(key):
-                assert REQUIRED.search(str(value)), f"{name}: {key} must come from .env, not a literal"
+                # Required from .env (${X:?…}), or optional with an empty default (${X:-}): never a literal.
+                from_env = REQUIRED.search(str(value)) or OPTIONAL.fullmatch(str(value))
+                assert from_env, f"{name}: {key} must come from .env, not a literal"
     for url_key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
         url = _env("airflow-scheduler")[url_key]
         assert REQUIRED.search(url.split("@")[0]), f"{url_key}: the DB password must come from .env"

@@ -72,6 +72,7 @@ def test_run_triggered_through_the_rest_api_answers_its_message(live: Live) -> N
     finished = api.wait_for_run(DAG_ID, run["dag_run_id"], timeout=120)
     assert finished["state"] == "success", live.states(run["dag_run_id"])
     assert finished["run_type"] == "manual"
+    assert finished["note"] == "1 request: 1 answered ($1,283.04 total)"
     assert live.thread(MANUAL_CHANNEL, ts) == [BOLT_REPLY]
     assert live.thread(MANUAL_CHANNEL, other) == []  # only the message named by message_ts
     [notebook] = [t for t in api.task_instances(DAG_ID, run["dag_run_id"]) if t["task_id"] == "run_notebook"]

@@ -1,0 +1,234 @@
+"""Failure alerts: tell the operators by Slack DM when CreditBot itself fails, not just one request.
+
+A bad request is DMed by ``post_results``; this is for a failed *run* (settings broken, Slack or
+the ledger unreachable): the run fails exactly when ``record_ledger``, its only leaf, fails.
+
+Where it runs (Airflow 3.3): a DAG's ``on_failure_callback`` is not run by the worker. When the
+scheduler marks the run failed it sends a ``DagCallbackRequest`` to the dag-processor, which
+parses the DAG file and calls the callback there with the context of the failed task instance
+that finished last plus ``reason`` (``dag_processing/processor.py: _execute_dag_callbacks``).
+So it fires once per failed run, even when the worker died or was OOM-killed, and ``dag.test()``
+runs it in-process. That is what reliably reaches a person, so it is the one to wire.
+Its context carries no exception (only ``reason``, e.g. ``task_failure``): the DM names the
+failed task and links its log. A task's ``on_failure_callback`` runs in the task process (with
+``context["exception"]``) or, when the task process was lost, in the dag-processor through a
+``TaskCallbackRequest``; it fires per task instance, so on mapped per-request tasks it would
+duplicate ``post_results``' DMs. ``on_task_failure`` is here for a task that should alert on
+its own; it includes the exception.
+
+Recipients: the ``operators`` of the ``credit_bot_settings`` Variable, read when the callback
+runs (never at parse). If that Variable is missing or unreadable (often the very failure),
+the Slack channel or user in the environment variable ``CREDIT_BOT_ALERT_CHANNEL``, else only
+the log. Alerts are sent in live mode only; in dry-run they are logged. Sent through the Slack
+provider's ``SlackNotifier`` on ``slack_api_default``.
+
+Cheap to import at DAG parse time: Airflow, the provider and ``slack_sdk`` are imported only
+when a callback runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from credit_bot.replies import defang
+from credit_bot.settings import SETTINGS_VARIABLE
+
+log = logging.getLogger(__name__)
+
+ALERT_CHANNEL_ENV = "CREDIT_BOT_ALERT_CHANNEL"
+SLACK_CONN_ID = "slack_api_default"  # credit_bot.slack.SLACK_CONN_ID; that module imports the provider
+NEXT_STEP = (
+    "the next scheduled run tries again; the ledger is unchanged by this run, so its requests "
+    "are picked up again (a reply already posted is found in its thread, not repeated)"
+)
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+# Token-shaped text that must not leave the process even when no masker knows it.
+_SECRET_PATTERNS = (
+    re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+"),  # Slack bot/user tokens
+    re.compile(r"\bxapp-[A-Za-z0-9-]+"),  # Slack app-level tokens
+    re.compile(r"(?i)\b(token|password|passwd|secret|client_secret)(\s*[=:]\s*)[^\s,;&'\"]+"),
+    re.compile(r"(?i)\b(bearer)(\s+)[^\s,;&'\"]+"),
+    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in URLs
+)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who gets the alert, and whether it is only logged (dry-run or nobody to tell)."""
+
+    recipients: tuple[str, ...]
+    dry_run: bool
+    source: str
+
+
+def on_dag_failure(context: Mapping[str, Any]) -> None:
+    """DAG ``on_failure_callback``: one DM per failed run (runs in the dag-processor)."""
+    notify_failure(context)
+
+
+def on_task_failure(context: Mapping[str, Any]) -> None:
+    """Task ``on_failure_callback``: one DM when this task has failed for good (runs in the task)."""
+    notify_failure(context)
+
+
+def notify_failure(context: Mapping[str, Any]) -> list[str]:
+    """Send (or in dry-run, log) the failure alert; returns who it was sent to.
+
+    A Slack error is logged, not raised: a failing callback would only add a traceback to the
+    dag-processor's log, which nobody reads.
+    """
+    text = failure_text(context)
+    audience = audience_for(context)
+    if not audience.recipients:
+        log.error(
+            "CreditBot failure alert (no operators and no %s to send it to):\n%s", ALERT_CHANNEL_ENV, text
+        )
+        return []
+    if audience.dry_run:
+        log.warning("DRY RUN: would send this failure alert to %s:\n%s", ", ".join(audience.recipients), text)
+        return []
+    sent = []
+    for recipient in audience.recipients:
+        try:
+            _send(recipient, text, context)
+        except Exception as exc:  # one unreachable operator must not stop the others' alerts
+            log.error("could not send the failure alert to %s: %s", recipient, one_line(exc))
+        else:
+            sent.append(recipient)
+    log.info("failure alert sent to %s (%s)", ", ".join(sent) or "nobody", audience.source)
+    return sent
+
+
+def _send(recipient: str, text: str, context: Mapping[str, Any]) -> None:
+    from airflow.providers.slack.notifications.slack import SlackNotifier
+
+    notifier = SlackNotifier(
+        slack_conn_id=SLACK_CONN_ID,
+        channel=recipient,  # a user ID posts into the app's DM with that user
+        text=text,
+        username="CreditBot",
+        unfurl_links=False,
+        unfurl_media=False,
+    )
+    # notify(), not notifier(context): calling it renders ``text`` as a Jinja template, and the
+    # exception text is not ours to template ("{{ conn.… }}" would be filled in).
+    notifier.notify(dict(context))
+
+
+def audience_for(context: Mapping[str, Any]) -> Audience:
+    """Operators and mode from the settings Variable; the env fallback when it cannot be read."""
+    params = context.get("params") or {}
+    param_dry_run = params.get("dry_run") if isinstance(params.get("dry_run"), bool) else None
+    settings = _read_settings()
+    if settings is not None:
+        operators = _operators(settings.get("operators"))
+        dry_run = param_dry_run if param_dry_run is not None else settings.get("dry_run") is not False
+        if operators:
+            return Audience(operators, dry_run, f"operators in {SETTINGS_VARIABLE!r}")
+    else:
+        # Mode unknown; naming a fallback channel is the deployment's explicit opt-in to be told.
+        dry_run = bool(param_dry_run)
+    fallback = os.environ.get(ALERT_CHANNEL_ENV, "").strip()
+    return Audience((fallback,) if fallback else (), dry_run, f"${ALERT_CHANNEL_ENV}")
+
+
+def _read_settings() -> dict[str, Any] | None:
+    """The settings Variable as a dict, or ``None`` if it is missing or unreadable.
+
+    Read leniently: a settings error elsewhere (the likely cause of the failure) must not keep
+    the alert from reaching the operators listed in it.
+    """
+    from airflow.sdk import Variable
+
+    try:
+        text = Variable.get(SETTINGS_VARIABLE, default=None)
+    except Exception as exc:  # secrets backend down, API unreachable: the alert must still go out
+        log.warning("cannot read %r for the failure alert: %s", SETTINGS_VARIABLE, one_line(exc))
+        return None
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except (TypeError, json.JSONDecodeError):
+        log.warning("%r is not valid JSON: no operators to alert", SETTINGS_VARIABLE)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _operators(raw: Any) -> tuple[str, ...]:
+    values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    return tuple(v.strip() for v in values if isinstance(v, str) and _USER_ID.match(v.strip()))
+
+
+def failure_text(context: Mapping[str, Any]) -> str:
+    """The alert: what failed, the error in one line, where the log is, and what happens next."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag = context.get("dag")
+    dag_id = getattr(ti, "dag_id", None) or getattr(dag, "dag_id", None) or "credit_bot"
+    run_id = context.get("run_id") or getattr(ti, "run_id", None) or "?"
+    task_id = getattr(ti, "task_id", None)
+    map_index = getattr(ti, "map_index", None)
+    if task_id and isinstance(map_index, int) and map_index >= 0:
+        task_id = f"{task_id}[{map_index}]"
+    exception = context.get("exception")
+    if exception is not None:
+        error = one_line(exception)
+    else:
+        error = f"task {task_id} failed" if task_id else "the run failed"
+        reason = context.get("reason")
+        if reason and reason != "task_failure":
+            error += f" ({reason})"
+        error += "; the error is in its log"
+    lines = [
+        f":rotating_light: CreditBot failed: DAG {dag_id}, run {defang(str(run_id), 200)}"
+        + (f", task {task_id}" if task_id else ""),
+        f"• Error: {defang(error, 300)}",
+    ]
+    lines.append(f"• Airflow log: {defang(_log_url(ti, dag_id, str(run_id)), 1000)}")
+    lines.append(f"• Next: {NEXT_STEP}")
+    return "\n".join(lines)
+
+
+def one_line(exc: BaseException | str) -> str:
+    """``Type: first line of the message``, without secrets."""
+    if isinstance(exc, BaseException):
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    else:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return redact(text)
+
+
+def redact(text: str) -> str:
+    """Secrets Airflow knows of (connection passwords it fetched) and token-shaped text masked."""
+    from airflow.sdk._shared.secrets_masker import redact as airflow_redact
+
+    text = str(airflow_redact(text))
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(_mask, text)
+    return text
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match.lastindex and match.lastindex >= 2:  # keep the "password=" part, mask the value
+        return f"{match.group(1)}{match.group(2)}***"
+    return "***"
+
+
+def _log_url(ti: Any, dag_id: str, run_id: str) -> str:
+    """The failed task's log, or the run's page when the context names no task instance."""
+    url = getattr(ti, "log_url", None)
+    if url:
+        return url
+    from airflow.sdk.configuration import conf
+
+    base_url = conf.get("api", "base_url", fallback="http://localhost:8080/")
+    return f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id)}"
