@@ -19,10 +19,12 @@ export no_proxy := 127.0.0.1,localhost
 install: $(VENV)/.installed $(AIRFLOW_HOME)/.migrated
 
 # Reinstall only when the lock changes; `uv pip sync` makes the venv match the lock exactly.
+# Bytecode is compiled once here: every Airflow task is a fresh process, and compiling Airflow,
+# papermill and looker_sdk from source at each start cost seconds per task (make bench).
 $(VENV)/.installed: requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	touch $@
 
 $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed

@@ -38,12 +38,11 @@ from typing import Any
 from urllib.parse import quote
 
 from credit_bot.replies import defang
-from credit_bot.settings import SETTINGS_VARIABLE
+from credit_bot.settings import SETTINGS_VARIABLE, SLACK_CONN_ID
 
 log = logging.getLogger(__name__)
 
 ALERT_CHANNEL_ENV = "CREDIT_BOT_ALERT_CHANNEL"
-SLACK_CONN_ID = "slack_api_default"  # credit_bot.slack.SLACK_CONN_ID; that module imports the provider
 NEXT_STEP = (
     "the next scheduled run tries again; the ledger is unchanged by this run, so its requests "
     "are picked up again (a reply already posted is found in its thread, not repeated)"

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 SETTINGS_VARIABLE = "credit_bot_settings"
+# Here, not in credit_bot.slack, so that naming it does not import the Slack provider and slack_sdk.
+SLACK_CONN_ID = "slack_api_default"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NOTEBOOKS_DIR = PROJECT_ROOT / "include" / "notebooks"
 DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "output" / "notebooks"

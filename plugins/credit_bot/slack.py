@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.slack.hooks.slack import SlackHook
 
+from credit_bot.settings import SLACK_CONN_ID
+
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-SLACK_CONN_ID = "slack_api_default"
 
 log = logging.getLogger(__name__)
 

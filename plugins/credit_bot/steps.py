@@ -32,7 +32,7 @@ def load_settings(params: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from credit_bot.looker import LOOKER_CONN_ID
-    from credit_bot.slack import SLACK_CONN_ID
+    from credit_bot.settings import SLACK_CONN_ID
 
     settings = Settings.from_json(Variable.get(SETTINGS_VARIABLE, default=None))
     settings.validate()  # an unset Variable gives defaults, which still need looker_hosts
