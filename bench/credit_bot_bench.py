@@ -11,7 +11,10 @@ a ratio measured in the same run, because the machines this runs on are noisy:
 * **backlog** of 1, 10 and 50 Verify requests: wall time, API calls per request, ledger size, and
   the overhead ratio = bot wall time ÷ running the same notebooks with papermill in one process;
 * **latency**: message added → reply posted (measured), plus the wait for the next scheduled run
-  (computed from the schedule, not measured).
+  (computed from the schedule, not measured): the figure without events;
+* **latency with events** (``--executor local``): single messages posted one at a time to the
+  settings channel, each answered by the asset-triggered run its Socket Mode event starts (the
+  triggerer connected to the sandbox): post → reply, median and max (measured).
 
 The bench runs in its own temporary ``AIRFLOW_HOME`` (SQLite), never in ``.airflow/``. Airflow is
 imported only after that home is set up, so nothing here imports it at module level.
@@ -48,7 +51,8 @@ SCHEMA_VERSION = 1
 SIZES = (1, 10, 50)
 QUICK_SIZES = (1,)
 FLOOR_SAMPLE = 10  # notebooks the floor runs at most; larger backlogs are scaled from them
-SCHEDULE_MINUTES = 10  # dags/credit_bot.py: schedule="*/10 * * * *"
+SCHEDULE_MINUTES = 10  # dags/credit_bot.py: CronTriggerTimetable("*/10 * * * *") (or the Slack asset)
+LATENCY_MESSAGES = 5  # single messages the "with events" latency posts, one at a time
 HEAVY_MODULES = frozenset({"papermill", "looker_sdk", "slack_sdk", "pandas", "numpy", "duckdb", "nbformat"})
 
 LOOKER_WEB = "https://credit-sandbox.cloud.looker.com"
@@ -251,14 +255,15 @@ def metadata_task_instances(dag_id: str, run_id: str) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def dag_test_runner(stack: Any, parallelism: int) -> Iterator[Runner]:
-    yield DagTestRunner()
+def dag_test_runner(stack: Any, parallelism: int, events: bool = False) -> Iterator[Runner]:
+    yield DagTestRunner()  # no triggerer here: the latency with events needs --executor local
 
 
 class DeploymentRunner:
     """Runs triggered through the REST API of a real deployment (``credit_bot.deployment``)."""
 
     def __init__(self, deployment: Any, name: str) -> None:
+        self.deployment = deployment
         self.api = deployment.api
         self.name = name
 
@@ -312,12 +317,16 @@ class DeploymentRunner:
 
 
 @contextmanager
-def local_executor_runner(stack: Any, parallelism: int) -> Iterator[Runner]:
+def local_executor_runner(stack: Any, parallelism: int, events: bool = False) -> Iterator[Runner]:
     """Real Airflow components under LocalExecutor (``parallelism`` slots) on PostgreSQL.
 
     ``credit_bot.deployment`` starts scheduler, DAG processor and API server with the sandbox's
     connections and settings in their environment; runs are triggered through the REST API and the
     ledger is read there. The bench's private SQLite home is then only used for the parse probe.
+
+    With ``events`` a triggerer is started too, then stopped once the deployment is up: the Slack
+    watcher would otherwise start asset-triggered runs for every message the backlog cases post,
+    racing the measured runs. :func:`event_latency` starts it again.
     """
     try:
         from credit_bot.deployment import airflow_deployment, postgres_unreachable
@@ -333,7 +342,9 @@ def local_executor_runner(stack: Any, parallelism: int) -> Iterator[Runner]:
         "CREDIT_BOT_RETRY_DELAY_SECONDS": os.environ.get("CREDIT_BOT_RETRY_DELAY_SECONDS", "2"),
     }
     progress(f"starting Airflow with LocalExecutor (parallelism {parallelism}) on PostgreSQL")
-    with airflow_deployment("LocalExecutor", env=env, triggerer=False) as deployment:
+    with airflow_deployment("LocalExecutor", env=env, triggerer=events) as deployment:
+        if events:
+            deployment.stop_component("triggerer")
         deployment.wait_for_dag("credit_bot")
         deployment.api.set_paused("credit_bot", False)
         _let_scheduled_run_finish(deployment.api)
@@ -356,7 +367,7 @@ def _let_scheduled_run_finish(api: Any, appear_s: float = 15.0) -> None:
         time.sleep(1)
 
 
-RUNNERS: dict[str, Callable[[Any, int], Any]] = {"dag.test": dag_test_runner, "local": local_executor_runner}
+RUNNERS: dict[str, Callable[..., Any]] = {"dag.test": dag_test_runner, "local": local_executor_runner}
 
 
 # ── the sandbox data ───────────────────────────────────────────────────────────────────────────
@@ -364,7 +375,7 @@ def case_channel(size: int) -> str:
     return f"C0BENCH{size:04d}"
 
 
-def bench_scenario(sizes: tuple[int, ...]) -> dict[str, Any]:
+def bench_scenario(sizes: tuple[int, ...], latency_messages: int = 0) -> dict[str, Any]:
     """The demo scenario plus one channel per case and a distinct Look per request.
 
     Look ``5000 + i`` shows the Verify query of customer ``i mod 4``, so every request costs a real
@@ -375,7 +386,7 @@ def bench_scenario(sizes: tuple[int, ...]) -> dict[str, Any]:
     data = copy.deepcopy(json.loads(DEMO_SCENARIO.read_text()))
     channels = [IDLE_CHANNEL, *(case_channel(n) for n in sizes)]
     data["slack"]["channels"].extend({"id": c, "name": c.lower(), "messages": []} for c in channels)
-    for i in range(max(sizes, default=0)):
+    for i in range(max(*sizes, latency_messages, 0)):
         name, query_id, _ = CUSTOMERS[i % len(CUSTOMERS)]
         data["looker"]["looks"].append(
             {
@@ -564,20 +575,161 @@ def backlog_case(stack: Any, runner: Runner, size: int, workdir: Path, floor_sam
     return result
 
 
+def _unfinished_runs(api: Any) -> list[dict[str, Any]]:
+    return [r for r in api.dag_runs("credit_bot") if r["state"] in ("queued", "running")]
+
+
+def _wait_runs_idle(api: Any, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _unfinished_runs(api):
+        if time.monotonic() > deadline:
+            raise BenchError(f"credit_bot runs still unfinished after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def _wait_socket_connected(stack: Any, deployment: Any, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while stack.sandbox.socket_status()["connections"] < 1:
+        deployment.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError(
+                f"the Slack watcher did not connect within {timeout:.0f} s; triggerer log:\n"
+                + deployment.component("triggerer").log_tail(40)
+            )
+        time.sleep(0.2)
+
+
+def event_latency(stack: Any, runner: Any, messages: int, channel: str = IDLE_CHANNEL) -> dict[str, Any]:
+    """Post ``messages`` single requests to the settings channel one at a time, each answered by the
+    asset-triggered run its Socket Mode event starts: post → reply per message (the sandbox's ts of
+    the request and of the reply, as the backlog latency), and which run types answered.
+
+    Each message is posted only when no run is active, so each figure is one request alone.
+    """
+    deployment, api, sandbox = runner.deployment, runner.api, stack.sandbox
+    started = time.monotonic()
+    deployment.start("triggerer")
+    _wait_socket_connected(stack, deployment)
+    connect_s = time.monotonic() - started
+    # The envelopes Slack held while no triggerer ran (the backlog cases' messages) arrive on the new
+    # connection; their asset-triggered run reads the settings channel and answers nothing: let it end.
+    settle = time.monotonic() + 15
+    while time.monotonic() < settle and sandbox.socket_status()["unacked"]:
+        time.sleep(0.2)
+    time.sleep(5)  # time for the scheduler to turn those asset events into a run
+    _wait_runs_idle(api)
+    samples: list[dict[str, Any]] = []
+    for i in range(messages):
+        known = {r["dag_run_id"] for r in api.dag_runs("credit_bot")}
+        ts = sandbox.add_message(channel, request_text(i))
+        posted = time.monotonic()
+        deadline = posted + run_limit(1)
+        while not (reply := next((p for p in sandbox.posts(channel) if p.get("thread_ts") == ts), None)):
+            deployment.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"no reply to event-announced message {ts} within {run_limit(1):.0f} s")
+            time.sleep(0.2)
+        seen_s = time.monotonic() - posted
+        _wait_runs_idle(api)
+        runs = [r for r in api.dag_runs("credit_bot") if r["dag_run_id"] not in known]
+        samples.append(
+            {
+                "ts": ts,
+                "latency_s": float(reply["ts"]) - float(ts),
+                "seen_s": seen_s,
+                **_latency_breakdown(runner, runs, float(ts), float(reply["ts"])),
+                "correct": reply.get("text") == expected_reply(i),
+                "replies": sum(1 for p in sandbox.posts(channel) if p.get("thread_ts") == ts),
+                "run_types": sorted(r["run_type"] for r in runs),
+                "run_states": sorted(r["state"] for r in runs),
+            }
+        )
+        progress(f"  event {i + 1}/{messages}: post → reply {samples[-1]['latency_s']:.1f} s")
+    latencies = [s["latency_s"] for s in samples]
+    run_types = Counter(t for s in samples for t in s["run_types"])
+
+    def median_of(key: str) -> float | None:
+        values = [s[key] for s in samples if s.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    return {
+        "messages": messages,
+        "channel": channel,
+        "triggerer_start_to_connected_s": connect_s,
+        "answered_correct": sum(1 for s in samples if s["correct"] and s["replies"] == 1),
+        "run_types": dict(run_types),
+        "latency_s": {
+            "min": min(latencies),
+            "median": statistics.median(latencies),
+            "max": max(latencies),
+        }
+        if latencies
+        else None,
+        "breakdown_median_s": {
+            key: median_of(key)
+            for key in (
+                "post_to_run_queued_s",
+                "run_queued_to_started_s",
+                "run_started_to_reply_s",
+                "notebook_task_s",
+            )
+        },
+        "samples": samples,
+    }
+
+
+def _latency_breakdown(
+    runner: Any, runs: list[dict[str, Any]], posted: float, replied: float
+) -> dict[str, Any]:
+    """Where one event-announced message's post → reply went (epoch seconds; the sandbox's ts are too)."""
+    if not runs:
+        return {}
+    # The event's own run; a cron tick that fell in the same window only found the message answered.
+    run = min(runs, key=lambda r: (r["run_type"] != "asset_triggered", r["queued_at"] or ""))
+
+    def epoch(value: str | None) -> float | None:
+        return datetime.fromisoformat(value).timestamp() if value else None
+
+    queued, started = epoch(run["queued_at"]), epoch(run["start_date"])
+    tis = runner._task_instances(run["dag_run_id"])
+    notebook = sum(t["duration_s"] or 0.0 for t in tis if t["task_id"] == "run_notebook")
+    return {
+        "run_id": run["dag_run_id"],
+        "post_to_run_queued_s": queued - posted if queued else None,
+        "run_queued_to_started_s": started - queued if started and queued else None,
+        "run_started_to_reply_s": replied - started if started else None,
+        "notebook_task_s": notebook,
+    }
+
+
 def latency_summary(results: dict[str, Any]) -> dict[str, Any]:
-    """Measured processing latency of one new message, and the schedule wait computed from */10."""
+    """Measured processing latency of one new message, and the schedule wait computed from */10.
+
+    Without events a message waits for the next cron tick (computed) and is then processed
+    (measured: the 1-request backlog case). With events the whole post → reply is measured.
+    """
     interval = SCHEDULE_MINUTES * 60
-    single = results["backlog"].get("1") or {}
+    single = (results.get("backlog") or {}).get("1") or {}
     processing = (single.get("latency_s") or {}).get("median")
+    source = "backlog of 1"
+    if processing is None and _dig(results, "events", "latency_s", "median") is not None:
+        # --latency-only: no backlog case; an event-announced request is the same processing plus
+        # the event's few seconds, so this slightly overstates the cron path.
+        processing, source = results["events"]["latency_s"]["median"], "events (upper bound)"
     summary: dict[str, Any] = {
         "schedule": f"*/{SCHEDULE_MINUTES} * * * *",
         "processing_s_measured": processing,
+        "processing_source": source,
         "wait_expected_s_computed": interval / 2,
         "wait_worst_s_computed": interval,
     }
     if processing is not None:
         summary["total_expected_s_computed"] = interval / 2 + processing
         summary["total_worst_s_computed"] = interval + processing
+    events = results.get("events") or {}
+    if events.get("latency_s"):
+        summary["events_median_s_measured"] = events["latency_s"]["median"]
+        summary["events_max_s_measured"] = events["latency_s"]["max"]
     return summary
 
 
@@ -596,6 +748,9 @@ def git_info() -> dict[str, Any]:
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     sizes = tuple(args.sizes) if args.sizes else QUICK_SIZES if args.quick else SIZES
+    if args.latency_only:
+        sizes = ()
+    events = args.executor == "local" and args.latency_messages > 0
     parse_runs = args.parse_runs or (3 if args.quick else 5)
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -606,6 +761,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "executor": args.executor,
             "quick": args.quick,
             "sizes": list(sizes),
+            "latency_messages": args.latency_messages if events else 0,
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "load_before": os.getloadavg()[0],
@@ -622,14 +778,19 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
         results["meta"]["airflow"] = airflow.__version__
         with (
-            local_stack(home / "notebooks", scenario=bench_scenario(sizes), channel=IDLE_CHANNEL) as stack,
-            RUNNERS[args.executor](stack, args.parallelism) as runner,
+            local_stack(
+                home / "notebooks",
+                scenario=bench_scenario(sizes, args.latency_messages if events else 0),
+                channel=IDLE_CHANNEL,
+            ) as stack,
+            RUNNERS[args.executor](stack, args.parallelism, events=events) as runner,
         ):
             results["meta"]["runner"] = runner.name
-            # The first run of a process pays one-off costs (imports, serializing the DAG).
-            progress("idle run, first in this process (empty channel, no ledger)")
-            runner.reset_ledger()
-            results["idle_first"] = one_run(stack, runner, IDLE_CHANNEL, [])
+            if not args.latency_only:
+                # The first run of a process pays one-off costs (imports, serializing the DAG).
+                progress("idle run, first in this process (empty channel, no ledger)")
+                runner.reset_ledger()
+                results["idle_first"] = one_run(stack, runner, IDLE_CHANNEL, [])
             results["backlog"] = {}
             for size in sizes:
                 progress(f"backlog of {size} request(s), then the same notebooks with papermill")
@@ -637,6 +798,15 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 if size == sizes[0]:
                     progress("idle run (steady state: the channel's requests are all answered)")
                     results["idle"] = one_run(stack, runner, case_channel(size), [])
+            if events:
+                progress(
+                    f"latency with events: {args.latency_messages} single messages, one at a time, "
+                    "each answered by its asset-triggered run"
+                )
+                runner.reset_ledger()
+                limit = 300 + run_limit(1) * args.latency_messages
+                with watchdog(f"{args.latency_messages} event-announced messages", limit):
+                    results["events"] = event_latency(stack, runner, args.latency_messages)
     results["latency"] = latency_summary(results)
     results["meta"]["load_after"] = os.getloadavg()[0]
     results["meta"]["bench_wall_s"] = time.perf_counter() - started
@@ -784,21 +954,74 @@ def rows(results: dict[str, Any]) -> list[Row]:
             "",
         ),
         Row(
-            "1 new message, appears → reply: mean (s)",
+            "without events: 1 new message, appears → reply: mean (s)",
             "computed",
             lambda r: _dig(r, "latency", "total_expected_s_computed"),
             "{:.0f}",
             "whole",
         ),
         Row(
-            "1 new message, appears → reply: worst (s)",
+            "without events: 1 new message, appears → reply: worst (s)",
             "computed",
             lambda r: _dig(r, "latency", "total_worst_s_computed"),
             "{:.0f}",
             "whole",
         ),
+        Row(
+            "with events: 1 new message, post → reply: median (s)",
+            "measured",
+            lambda r: _dig(r, "events", "latency_s", "median"),
+            "{:.1f}",
+            "whole",
+        ),
+        Row(
+            "with events: 1 new message, post → reply: max (s)",
+            "measured",
+            lambda r: _dig(r, "events", "latency_s", "max"),
+            "{:.1f}",
+            "whole",
+        ),
+        Row("  answered once, correctly / posted (runs)", "measured", _event_runs, "{}", "whole", ""),
+        Row(
+            "  median: post → run queued / → started / → reply (s)",
+            "measured",
+            _event_breakdown,
+            "{}",
+            "whole",
+            "",
+        ),
+        Row(
+            "  median: run_notebook task (s)",
+            "measured",
+            lambda r: _dig(r, "events", "breakdown_median_s", "notebook_task_s"),
+            "{:.1f}",
+            "whole",
+        ),
+        Row(
+            "  triggerer start → Socket Mode connected (s)",
+            "measured",
+            lambda r: _dig(r, "events", "triggerer_start_to_connected_s"),
+            "{:.1f}",
+            "whole",
+        ),
     ]
     return table
+
+
+def _event_breakdown(results: dict[str, Any]) -> str | None:
+    parts = _dig(results, "events", "breakdown_median_s")
+    if not parts:
+        return None
+    keys = ("post_to_run_queued_s", "run_queued_to_started_s", "run_started_to_reply_s")
+    return " / ".join("-" if parts.get(k) is None else f"{parts[k]:.1f}" for k in keys)
+
+
+def _event_runs(results: dict[str, Any]) -> str | None:
+    events = results.get("events")
+    if not events:
+        return None
+    runs = ", ".join(f"{n} {kind}" for kind, n in sorted(events["run_types"].items()))
+    return f"{events['answered_correct']}/{events['messages']} ({runs or 'no run'})"
 
 
 def _floor(case: dict[str, Any]) -> float | str | None:
@@ -927,6 +1150,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--parallelism", type=int, default=2, help="LocalExecutor slots (default 2)")
     parser.add_argument(
+        "--latency-messages",
+        type=int,
+        default=LATENCY_MESSAGES,
+        metavar="N",
+        help=f"--executor local: single messages for the latency with events (default {LATENCY_MESSAGES}; "
+        "0: no triggerer, no events)",
+    )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="--executor local: only the latency with events (no idle run, no backlog, no floor)",
+    )
+    parser.add_argument(
         "--floor-sample",
         type=int,
         default=FLOOR_SAMPLE,
@@ -941,6 +1177,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.sizes and any(n < 1 for n in args.sizes):
         parser.error("--sizes must be positive")
+    if args.latency_messages < 0:
+        parser.error("--latency-messages must not be negative")
+    if args.latency_only and (args.executor != "local" or args.latency_messages < 1):
+        parser.error("--latency-only needs --executor local and --latency-messages of at least 1")
     return args
 
 
@@ -966,7 +1206,10 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(render(results, old))
     print(f"Results: {out} (Airflow's and the kernels' output: {log_path.name})")
-    failed = [name for name, case in _cases(results).items() if case.get("state") != "success"]
+    failed = [name for name, case in _cases(results).items() if case and case.get("state") != "success"]
+    events = results.get("events")
+    if events and events["answered_correct"] < events["messages"]:
+        failed.append("events")
     return 1 if failed else 0
 
 

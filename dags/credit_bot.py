@@ -11,10 +11,19 @@ text that would have been posted is in the `post_results` logs.
 Flow: `load_settings` → `fetch_requests` → `resolve` (one per request) → `run_notebook`
 (one per Verify query) → `post_results` (one per request) → `record_ledger`.
 
+* **When it runs**: every 10 minutes, and within seconds of a post when Slack Socket Mode is set up
+  (connection `slack_app_default`; the triggerer watches the channel).
+* **Reading a run**: mapped tasks are named after the request (`U… @ ts`); `post_results` adds
+  the outcome (`→ answered $X`, `→ escalated`, …); the run's note (or `record_ledger`'s return
+  value) sums it up. A red `post_results` can be cleared: it never posts a second reply.
+* **In Slack**: 👀 when picked up, ✅ when answered, 🚨 when escalated; one DM per request per
+  state change to the `operators`, and one DM per failed run.
 * **Settings**: Airflow Variable `credit_bot_settings` (JSON; every key documented in README).
 * **Connections**: `slack_api_default` (bot token), `looker_default` (base URL, client id,
-  client secret), `credit_warehouse_default` (the notebook's warehouse).
-* **State**: Airflow Variable `credit_bot_ledger`, written only by `record_ledger`.
+  client secret), `credit_warehouse_default` (the notebook's warehouse); optional
+  `slack_app_default` (Socket Mode) and `credit_bot_airflow_api` (run notes).
+* **State**: Airflow Variable `credit_bot_ledger`, written only by `record_ledger`
+  (`make ledger` prints it).
 * **Manual runs**: trigger with a `channel`, or one `message_ts` / pasted Slack permalink;
   `force` re-processes a request the ledger says is done; `dry_run` overrides the setting.
 """
