@@ -142,8 +142,7 @@ def credit_bot():
         context = _label_map_index(request)
         ti = context["ti"]
         resolved = ti.xcom_pull(task_ids="resolve", map_indexes=ti.map_index)
-        window = ti.xcom_pull(task_ids="fetch_requests", key="window") or {}
-        outcome = steps.post_results(request, run, resolved, ti.log_url, window.get("bot_user_id"))
+        outcome = steps.post_results(request, run, resolved, ti.log_url)
         # Rendered after the task ran: the UI names this task instance after the request and its outcome.
         context["request_label"] += f" → {outcome['status']}"  # type: ignore[typeddict-unknown-key]
         return outcome

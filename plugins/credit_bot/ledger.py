@@ -86,7 +86,9 @@ def record(
         entry = requests.get(ts, {"first_seen": now.isoformat(timespec="seconds"), "attempts": 0})
         if entry.get("outcome") in FINAL and not outcome.get("forced"):
             continue  # a concurrent or repeated outcome never overwrites a final one
-        entry.update({k: v for k, v in outcome.items() if k not in ("ts", "channel", "forced")})
+        entry.update(
+            {k: v for k, v in outcome.items() if k not in ("ts", "channel", "forced", "markers", "status")}
+        )
         entry["updated"] = now.isoformat(timespec="seconds")
         requests[ts] = entry
     if newest_ts and (state["watermark"] is None or float(newest_ts) > float(state["watermark"])):
@@ -95,3 +97,17 @@ def record(
     for ts in [ts for ts, e in requests.items() if float(ts) < cutoff and e.get("outcome") not in OPEN]:
         del requests[ts]
     return ledger
+
+
+# ── posting markers ─────────────────────────────────────────────────────────────────────────────
+# One short-lived Variable per reply being posted, written only by the post_results task of that
+# request: "posting" just before chat.postMessage, "posted:<reply ts>" right after. record_ledger
+# deletes it once the outcome is in the ledger. A marker found later means a try died in between:
+# "posted" is trusted, "posting" sends the bot to read the thread before posting (the one case
+# that costs a conversations.replies call, which Slack rate-limits hard).
+POSTING = "posting"
+POSTED = "posted:"
+
+
+def post_marker(channel: str, ts: str, event_type: str) -> str:
+    return f"credit_bot_posting__{channel}__{ts}__{event_type}"

@@ -166,12 +166,7 @@ def fetch_requests(
     for note in notes:
         log.info("%s", note)
     log.info("%d message(s) read, %d request(s) to work on", len(messages), len(requests))
-    window = {
-        "newest_ts": None if manual else newest_ts,
-        "expired": expired + closed,
-        # One auth.test per run (not per post): post_results recognises the bot's own messages by it.
-        "bot_user_id": client.auth_test()["user_id"] if requests else None,
-    }
+    window = {"newest_ts": None if manual else newest_ts, "expired": expired + closed}
     return [r.as_dict() for r in requests], window
 
 
@@ -368,11 +363,11 @@ def post_results(
     run: dict[str, Any],
     resolved: dict[str, Any] | None,
     log_url: str | None,
-    bot_user_id: str | None = None,
 ) -> dict[str, Any]:
     """Carry out the decision for one request (or log it in dry-run) and return its ledger outcome.
 
-    The outcome's ``status`` is a few words for the task's name in the Airflow UI.
+    The outcome's ``status`` is a few words for the task's name in the Airflow UI; ``markers`` are
+    the posting markers record_ledger drops once the outcome is recorded.
     """
     settings = _settings(run)
     decision = decide(resolved)
@@ -382,7 +377,15 @@ def post_results(
             "action": "escalate",
             "error": f"gave up after {request['attempt']} attempts: {decision['error']}",
         }
-    slack = _Slack(settings, bot_user_id)
+    slack = _Slack(settings)
+    outcome = _carry_out(request, settings, decision, slack, log_url)
+    return {**outcome, "markers": slack.markers}
+
+
+def _carry_out(
+    request: dict[str, Any], settings: Settings, decision: dict[str, Any], slack: _Slack, log_url: str | None
+) -> dict[str, Any]:
+    """Reply, ask for a link, DM the operators, or stay silent, as ``decision`` says."""
     outcome: dict[str, Any] = {
         "ts": request["ts"],
         "dry_run": settings.dry_run,
@@ -448,14 +451,15 @@ class _Slack:
     """What post_results says in Slack: replies, operator DMs and status reactions, each at most once.
 
     Clients are made on first use: a reading one, and a posting one that never resends blind
-    (see ``slack.slack_hook``). The bot's user id (to recognise its own earlier messages) comes
-    from fetch_requests' single ``auth.test`` of the run, or is asked here.
+    (see ``slack.slack_hook``). The bot's user id, to recognise its own earlier messages, is asked
+    (``auth.test``) only when an earlier message must be looked for.
     """
 
-    def __init__(self, settings: Settings, bot_user_id: str | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._bot_user_id = bot_user_id
+        self._bot_user_id: str | None = None
         self._clients: tuple[WebClient, WebClient] | None = None
+        self.markers: list[str] = []  # posting markers this request used; record_ledger drops them
 
     @property
     def reader(self) -> WebClient:
@@ -493,15 +497,27 @@ class _Slack:
                     state=f"preview:{event_type}",
                 )
             return None
-        earlier = slack.find_own(
-            slack.replies(self.reader, request["channel"], request["ts"]),
-            bot_user_id=self.bot_user_id,
-            event_type=event_type,
-            request_ts=request["ts"],
-        )
-        if earlier:
-            log.info("already replied in this thread at %s; not posting again", earlier["ts"])
-            return earlier["ts"]
+        from airflow.sdk import Variable
+
+        marker = ledger.post_marker(request["channel"], request["ts"], event_type)
+        self.markers.append(marker)
+        mark = Variable.get(marker, default=None)
+        if mark and mark.startswith(ledger.POSTED):
+            log.info("already replied in this thread (%s); not posting again", mark)
+            return mark.removeprefix(ledger.POSTED)
+        if mark == ledger.POSTING or request.get("forced") or request.get("reason") == "retry":
+            # An earlier try may have posted and died before it could say so: look in the thread.
+            earlier = slack.find_own(
+                slack.replies(self.reader, request["channel"], request["ts"]),
+                bot_user_id=self.bot_user_id,
+                event_type=event_type,
+                request_ts=request["ts"],
+            )
+            if earlier:
+                log.info("already replied in this thread at %s; not posting again", earlier["ts"])
+                Variable.set(marker, ledger.POSTED + earlier["ts"])
+                return earlier["ts"]
+        Variable.set(marker, ledger.POSTING)
         reply_ts = slack.post(
             self.poster,
             channel=request["channel"],
@@ -510,6 +526,7 @@ class _Slack:
             event_type=event_type,
             payload=payload,
         )
+        Variable.set(marker, ledger.POSTED + reply_ts)
         log.info("replied in thread %s: %s", request["ts"], text)
         return reply_ts
 
@@ -596,6 +613,9 @@ def record_ledger(
         retention_days=settings.ledger_retention_days,
     )
     Variable.set(ledger.LEDGER_VARIABLE, ledger.dumps(book))
+    # Only now are the posting markers redundant; a request without an outcome keeps its markers.
+    for marker in {m for o in by_ts.values() for m in o.get("markers", [])}:
+        Variable.delete(marker)
     counts: dict[str, int] = {}
     for outcome in merged:
         counts[outcome["outcome"]] = counts.get(outcome["outcome"], 0) + 1

@@ -204,3 +204,22 @@ def test_settings_errors_fail_the_run_early(dag, stack, post, capfd, settings, d
     # Nothing read from Slack; only the failure alert, where the settings still name the operators.
     alerts = ["chat.postMessage"] if drop_connection else []
     assert [c["method"] for c in stack.sandbox.calls(api="slack")] == alerts
+
+
+def test_an_answer_costs_one_post_and_no_thread_read(dag, stack, post):
+    """The common path trusts its posting marker: no conversations.replies (rate-limited hard by Slack)."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    stack.use_settings(products=[fixed_result_rule()])
+    ts = post(f"<{HOST}/looks/901>")
+    stack.sandbox.reset_calls()
+
+    assert run(dag) == "success"
+
+    assert thread_posts(stack, ts) == ["Approved, $4,948.80, exceptions"]
+    methods = [c["method"] for c in stack.sandbox.calls(api="slack")]
+    assert sorted(methods) == ["chat.postMessage", "conversations.history", "reactions.add", "reactions.add"]
+    with create_session() as session:  # the run's posting markers are gone once the ledger has it
+        assert session.query(Variable).filter(Variable.key.like("credit_bot_posting__%")).count() == 0
+    assert "markers" not in ledger_entry(ts)
