@@ -86,32 +86,37 @@ def _materialize(lazy: list) -> list:
             None,
             type=["null", "string"],
             title="One message",
-            description="Process just this message: its ts (1764000000.000100) or its Slack permalink.",
+            description="Process just this message: paste its Slack permalink (or its ts, "
+            "1764000000.000100). A link from another channel than the settings' one needs that channel "
+            "in Channel ID too.",
         ),
         "dry_run": Param(
             None,
             type=["null", "boolean"],
             title="Dry run",
-            description="true: post nothing, log what would be posted. "
-            "Empty: the 'dry_run' setting (default true).",
+            description="Untouched: as the 'dry_run' setting says (dry run unless it is false). "
+            "Switched on: dry run, post nothing. Switched on, then off again: live, post the replies.",
         ),
         "force": Param(
             False,
             type="boolean",
             title="Force",
-            description="Process the message again even if the ledger says it is done (use with message_ts).",
+            description="Off = normal. On: process the message again even if the ledger says it is done "
+            "(use with One message); a reply already in its thread is still never posted twice.",
         ),
     },
 )
 def credit_bot():
     @task(retries=0)
     def load_settings() -> dict:
+        """Settings Variable + this run's params. Red = a setting or connection to fix: the log says which."""
         from credit_bot import steps
 
         return steps.load_settings(dict(get_current_context()["params"]))
 
     @task
     def fetch_requests(run: dict) -> list[dict]:
+        """Reads the channel (or the one message) and picks the requests. Red = Slack unreachable."""
         from credit_bot import events, steps
 
         context = get_current_context()
@@ -122,6 +127,7 @@ def credit_bot():
 
     @task(map_index_template="{{ request_label }}")
     def resolve(request: dict, run: dict) -> dict:
+        """Looker links → SQL → product. Red = Looker failed: clear it once Looker is back."""
         from credit_bot import steps
 
         context = _label_map_index(request)
@@ -129,6 +135,7 @@ def credit_bot():
 
     @task(trigger_rule="all_done")
     def notebook_jobs(resolved: list, run: dict | None) -> list[dict]:
+        """One notebook run per Verify query of the requests that resolved."""
         from credit_bot import steps
 
         if run is None:  # load_settings failed: nothing to run (the run fails there, with its reason)
@@ -137,6 +144,7 @@ def credit_bot():
 
     @task(trigger_rule="all_done", map_index_template="{{ request_label }}")
     def post_results(request: dict, run: dict) -> dict:
+        """Replies, asks for a link or DMs the operators. Safe to clear: it never posts a reply twice."""
         from credit_bot import steps
 
         context = _label_map_index(request)
@@ -149,6 +157,7 @@ def credit_bot():
 
     @task(trigger_rule="all_done")
     def record_ledger(outcomes: list) -> dict:
+        """Writes every outcome to the ledger Variable and the run's summary note."""
         from credit_bot import steps
 
         ti = get_current_context()["ti"]

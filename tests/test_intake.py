@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from credit_bot import ledger
+from credit_bot import intake, ledger
 from credit_bot.intake import (
     MAX_TEXT_CHARS,
     InvalidMessageRef,
@@ -151,7 +151,8 @@ def test_new_message_is_a_request() -> None:
         )
     ]
     assert outcomes == []
-    assert requests[0].label == f"U0REQ0001 @ {TS}"
+    assert requests[0].label.startswith("U0REQ0001 · ")
+    assert requests[0].label.endswith(f" · {TS}")
     assert Request(**requests[0].as_dict()) == requests[0]
 
 
@@ -309,3 +310,31 @@ def test_force_on_new_message_is_not_marked_forced() -> None:
 def test_force_does_not_override_skip_rules() -> None:
     requests, _, _ = _select([_msg(bot_id="B0123")], force=True)
     assert requests == []
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        pytest.param(
+            "Credit acme\nFraud spend: <https://x/looks/1|$20,902.40>",
+            "Credit acme Fraud spend: $20,902.40",
+            id="link-label",
+        ),
+        pytest.param("<!here> please <https://x/looks/1>", "… please …", id="mention-and-bare-link"),
+        pytest.param("a" * 60, "a" * 39 + "…", id="cut"),
+    ],
+)
+def test_snippet_is_what_a_reader_sees(text: str, shown: str) -> None:
+    assert intake.snippet(text) == shown
+
+
+def test_label_names_who_when_what_and_ts() -> None:
+    request = intake.Request(
+        channel="C0CREDITTEST",
+        ts="1764000000.000100",
+        user="U0REQ0001",
+        text="credit acme",
+        attempt=1,
+        reason="new",
+    )
+    assert request.label == "U0REQ0001 · Nov 24 16:00 UTC · “credit acme” · 1764000000.000100"

@@ -21,6 +21,8 @@ _REQUEST_SUBTYPES = frozenset({None, "", "thread_broadcast", "file_share"})
 _PERMALINK = re.compile(r"/archives/([A-Z0-9]+)/p(\d{10})(\d{6})(?:[/?#]|$)")
 _TS = re.compile(r"^\d{10}\.\d{6}$")
 MAX_TEXT_CHARS = 40_000  # Slack's own limit for a message's text
+_SLACK_MARKUP_WITH_LABEL = re.compile(r"<[^<>|]*\|([^<>]*)>")
+_SLACK_MARKUP = re.compile(r"<[^<>]*>")
 
 
 class InvalidMessageRef(ValueError):
@@ -44,7 +46,16 @@ class Request:
 
     @property
     def label(self) -> str:
-        return f"{self.user or 'unknown'} @ {self.ts}"
+        """How the Airflow UI names this request's tasks: who, when (UTC), the post's first words, its ts."""
+        when = datetime.fromtimestamp(float(self.ts), UTC).strftime("%b %d %H:%M UTC")
+        return f"{self.user or 'unknown'} · {when} · “{snippet(self.text)}” · {self.ts}"
+
+
+def snippet(text: str, limit: int = 40) -> str:
+    """The first words of a post, Slack markup reduced to what a reader sees (link labels)."""
+    text = _SLACK_MARKUP_WITH_LABEL.sub(r"\1", text)
+    text = " ".join(_SLACK_MARKUP.sub("…", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_message_ref(value: str, default_channel: str | None) -> tuple[str, str]:

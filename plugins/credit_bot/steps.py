@@ -401,7 +401,8 @@ def _carry_out(
         attempt = f"attempt {request['attempt']} of {settings.max_attempts}"
         log.warning("will retry at the next run (%s): %s", attempt, decision["error"])
         next_step = (
-            f"CreditBot tries again at the next run ({attempt}); you will hear again only if it gives up"
+            f"CreditBot tries again at the next run ({attempt}), or at once if you clear the failed "
+            "task in Airflow; you will hear again only if it gives up"
         )
         slack.tell_operators(request, decision, log_url, state=ledger.RETRYING, next_step=next_step)
         return {
