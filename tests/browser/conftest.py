@@ -10,17 +10,14 @@ Playwright drives it and never downloads a browser of its own.
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from credit_bot.deployment import airflow_deployment, postgres_unreachable
-from credit_bot.local import local_stack
 from credit_bot.settings import PROJECT_ROOT
-from tests.deploy.conftest import DAG_ID, FAST, MANUAL_CHANNEL, Live, scenario
+from tests.deploy.conftest import FAST, MANUAL_CHANNEL, Live, started
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags known to work on these machines: no GPU, no QUIC, no calls home (the network is closed).
@@ -74,22 +71,12 @@ def chromium_browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def live_ui(chromium_browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The sandbox and a LocalExecutor deployment serving the UI; settings in dry-run, as in production."""
-    if reason := postgres_unreachable():
-        pytest.skip(reason)
     workdir = tmp_path_factory.mktemp("deployment-browser")
-    started = time.monotonic()
-    with (
-        local_stack(workdir / "notebooks", scenario=scenario()) as stack,
-        airflow_deployment(
-            "LocalExecutor",
-            env={**stack.environment(channel=MANUAL_CHANNEL, dry_run=True), **UI_ONLY},
-            workdir=workdir,
-            triggerer=False,
-        ) as deployment,
-    ):
-        deployment.wait_for_dag(DAG_ID)
-        TIMINGS["start (create DB, migrate, start, DAG parsed)"] = time.monotonic() - started
-        yield Live(executor="LocalExecutor", stack=stack, deployment=deployment)
+    settings = {"channel": MANUAL_CHANNEL, "dry_run": True}
+    with started(
+        "LocalExecutor", workdir, settings, UI_ONLY, triggerer=False, timings=TIMINGS, label="UI"
+    ) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

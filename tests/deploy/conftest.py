@@ -10,6 +10,7 @@ import copy
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,26 +112,43 @@ class Live:
         return {f"{t['task_id']}[{t['map_index']}]#{t['try_number']}": t["state"] for t in tis}
 
 
-@pytest.fixture(scope="module", params=EXECUTORS)
-def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    executor: str = request.param
+@contextmanager
+def started(
+    executor: str,
+    workdir: Path,
+    settings: dict[str, Any],
+    config: dict[str, str],
+    *,
+    triggerer: bool = True,
+    timings: dict[str, float] | None = None,
+    label: str | None = None,
+) -> Iterator[Live]:
+    """The sandbox and a deployment with ``settings`` and Airflow ``config``, the DAG parsed; skips
+    (with the reason) when PostgreSQL, or Redis for Celery, is not reachable."""
     if reason := postgres_unreachable():
         pytest.skip(reason)
     if executor == "CeleryExecutor" and (reason := redis_unreachable()):
         pytest.skip(reason)
-    workdir = tmp_path_factory.mktemp(f"deployment-{executor}")
-    started = time.monotonic()
+    begun = time.monotonic()
     with (
         local_stack(workdir / "notebooks", scenario=scenario()) as stack,
         airflow_deployment(
-            executor,
-            env={**stack.environment(channel=SCHEDULED_CHANNEL, products=PRODUCTS), **FAST},
-            workdir=workdir,
+            executor, env={**stack.environment(**settings), **config}, workdir=workdir, triggerer=triggerer
         ) as deployment,
     ):
         deployment.wait_for_dag(DAG_ID)
-        TIMINGS[f"{executor}: start (create DB, migrate, start, DAG parsed)"] = time.monotonic() - started
+        (TIMINGS if timings is None else timings)[
+            f"{label or executor}: start (create DB, migrate, start, DAG parsed)"
+        ] = time.monotonic() - begun
         yield Live(executor=executor, stack=stack, deployment=deployment)
+
+
+@pytest.fixture(scope="module", params=EXECUTORS)
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    executor: str = request.param
+    workdir = tmp_path_factory.mktemp(f"deployment-{executor}")
+    with started(executor, workdir, {"channel": SCHEDULED_CHANNEL, "products": PRODUCTS}, FAST) as live:
+        yield live
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -147,22 +165,8 @@ def live_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     The settings channel is ``SCHEDULED_CHANNEL``: asset-triggered runs read it and answer only
     the messages posted there.
     """
-    if reason := postgres_unreachable():
-        pytest.skip(reason)
     workdir = tmp_path_factory.mktemp("deployment-events")
-    started = time.monotonic()
-    with (
-        local_stack(workdir / "notebooks", scenario=scenario()) as stack,
-        airflow_deployment(
-            "LocalExecutor",
-            env={**stack.environment(channel=SCHEDULED_CHANNEL, products=PRODUCTS), **FAST},
-            workdir=workdir,
-            triggerer=True,
-        ) as deployment,
-    ):
-        assert "triggerer" in deployment.components
-        deployment.wait_for_dag(DAG_ID)
-        TIMINGS["LocalExecutor + triggerer: start (create DB, migrate, start, DAG parsed)"] = (
-            time.monotonic() - started
-        )
-        yield Live(executor="LocalExecutor", stack=stack, deployment=deployment)
+    settings = {"channel": SCHEDULED_CHANNEL, "products": PRODUCTS}
+    with started("LocalExecutor", workdir, settings, FAST, label="LocalExecutor + triggerer") as live:
+        assert "triggerer" in live.deployment.components
+        yield live
