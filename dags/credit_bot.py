@@ -42,6 +42,10 @@ from credit_bot.notebooks import CreditNotebookOperator
 # Retry policy of every task; overridable from the environment so tests can use short delays.
 TASK_RETRIES = int(os.environ.get("CREDIT_BOT_TASK_RETRIES", "2"))
 RETRY_DELAY = timedelta(seconds=int(os.environ.get("CREDIT_BOT_RETRY_DELAY_SECONDS", "30")))
+# A call that never answers (e.g. looker_sdk fetches its error docs with no timeout) must not hold
+# the one active run forever; 30 minutes still covers a backlog read at Slack's tightest rate limit.
+# run_notebook has its own limit, the 'notebook_timeout_seconds' setting.
+TASK_TIMEOUT = timedelta(minutes=30)
 
 
 def _label_map_index(request: dict) -> dict:
@@ -74,7 +78,12 @@ def _materialize(lazy: list) -> list:
     on_failure_callback=alerts.on_dag_failure,
     tags=["credit_bot", "slack", "looker", "papermill"],
     doc_md=__doc__,
-    default_args={"owner": "credit-bot", "retries": TASK_RETRIES, "retry_delay": RETRY_DELAY},
+    default_args={
+        "owner": "credit-bot",
+        "retries": TASK_RETRIES,
+        "retry_delay": RETRY_DELAY,
+        "execution_timeout": TASK_TIMEOUT,
+    },
     params={
         "channel": Param(
             None,

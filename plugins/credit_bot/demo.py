@@ -58,7 +58,8 @@ def main() -> int:
         print("-" * 120)
         print(f"Operator DMs: {len(dms)}")
         for dm in dms:
-            print("  " + dm["text"].replace("\n", "\n  ")[:600])
+            # Whole: a DM is a few short lines, and a cut-off log URL would send a reader nowhere.
+            print("  " + dm["text"].replace("\n", "\n  "))
         posts_total = len(sandbox.posts(demo["channel"]))
         print(
             f"First run: {first.state}, {first_wall:.1f} s, {calls_first} API calls. "

@@ -81,6 +81,12 @@ def test_every_task_has_retries_except_settings_validation(dag):
     assert all(r >= 1 for r in retries.values()), retries
 
 
+def test_no_task_can_run_forever(dag):
+    # max_active_runs=1: one hung task would hold up every later run.
+    timeouts = {t.task_id: t.execution_timeout for t in dag.tasks}
+    assert all(timeouts.values()), timeouts
+
+
 def test_flow_order(dag):
     order = ["load_settings", "fetch_requests", "resolve", "notebook_jobs", "run_notebook", "post_results"]
     for upstream, downstream in itertools.pairwise(order):
