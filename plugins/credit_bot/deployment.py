@@ -44,8 +44,8 @@ EXECUTORS = ("LocalExecutor", "CeleryExecutor")
 DAG_RUN_FINISHED = ("success", "failed")
 ADMIN_USER = "admin"
 
-# How tasks start and end on a worker, measured with `make bench --executor local` (10 requests,
-# 34 task instances: 49.7 s before, 30.8 s with both; README, "Benchmark").
+# How tasks start and end on a worker; `make bench BENCH_ARGS="--executor local"` measured both
+# (README, "Benchmark": 10 requests, 34 task instances, 49.7 s before, 30.5 s with them).
 WORKER_TUNING = {
     # A task's supervisor can see its task's sockets close a moment before the process has exited;
     # it then sleeps one heartbeat interval before it looks again: 5 s after a quarter of the tasks.
