@@ -51,6 +51,10 @@ SCHEMA_VERSION = 1
 SIZES = (1, 10, 50)
 QUICK_SIZES = (1,)
 FLOOR_SAMPLE = 10  # notebooks the floor runs at most; larger backlogs are scaled from them
+# Run + floor pairs per backlog of at most REPEAT_MAX_SIZE requests: the median pair is reported. On a
+# shared machine the same ten notebooks took from 9.6 s to 16.3 s from one minute to the next.
+REPEATS = 3
+REPEAT_MAX_SIZE = 10
 SCHEDULE_MINUTES = 10  # dags/credit_bot.py: CronTriggerTimetable("*/10 * * * *") (or the Slack asset)
 LATENCY_MESSAGES = 5  # single messages the "with events" latency posts, one at a time
 HEAVY_MODULES = frozenset({"papermill", "looker_sdk", "slack_sdk", "pandas", "numpy", "duckdb", "nbformat"})
@@ -340,6 +344,8 @@ def local_executor_runner(stack: Any, parallelism: int, events: bool = False) ->
         **stack.environment(channel=IDLE_CHANNEL),
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
         "CREDIT_BOT_RETRY_DELAY_SECONDS": os.environ.get("CREDIT_BOT_RETRY_DELAY_SECONDS", "2"),
+        # Task logs go to their files here, not into the table: log as production does.
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
     progress(f"starting Airflow with LocalExecutor (parallelism {parallelism}) on PostgreSQL")
     with airflow_deployment("LocalExecutor", env=env, triggerer=events) as deployment:
@@ -371,11 +377,15 @@ RUNNERS: dict[str, Callable[..., Any]] = {"dag.test": dag_test_runner, "local": 
 
 
 # ── the sandbox data ───────────────────────────────────────────────────────────────────────────
-def case_channel(size: int) -> str:
-    return f"C0BENCH{size:04d}"
+def case_channel(size: int, repeat: int = 0) -> str:
+    return f"C0BENCH{size:04d}" + (f"R{repeat}" if repeat else "")
 
 
-def bench_scenario(sizes: tuple[int, ...], latency_messages: int = 0) -> dict[str, Any]:
+def repeats_of(size: int, repeats: int) -> int:
+    return repeats if size <= REPEAT_MAX_SIZE else 1
+
+
+def bench_scenario(sizes: tuple[int, ...], latency_messages: int = 0, repeats: int = 1) -> dict[str, Any]:
     """The demo scenario plus one channel per case and a distinct Look per request.
 
     Look ``5000 + i`` shows the Verify query of customer ``i mod 4``, so every request costs a real
@@ -384,7 +394,7 @@ def bench_scenario(sizes: tuple[int, ...], latency_messages: int = 0) -> dict[st
     from credit_bot.local import DEMO_SCENARIO
 
     data = copy.deepcopy(json.loads(DEMO_SCENARIO.read_text()))
-    channels = [IDLE_CHANNEL, *(case_channel(n) for n in sizes)]
+    channels = [IDLE_CHANNEL, *(case_channel(n, r) for n in sizes for r in range(repeats_of(n, repeats)))]
     data["slack"]["channels"].extend({"id": c, "name": c.lower(), "messages": []} for c in channels)
     for i in range(max(*sizes, latency_messages, 0)):
         name, query_id, _ = CUSTOMERS[i % len(CUSTOMERS)]
@@ -526,12 +536,16 @@ def notebook_floor(stack: Any, requests: int, workdir: Path, sample: int) -> dic
     """
     import papermill
 
+    from credit_bot.notebooks import prompt_kernel_shutdown
+
     count = min(requests, sample)
     out_dir = workdir / f"floor-{requests}"
     out_dir.mkdir(parents=True, exist_ok=True)
     cpu = cpu_seconds()
     started = time.perf_counter()
-    with watchdog(f"papermill floor of {count} notebook(s)", run_limit(count)):
+    # The kernels get the shutdown wait the bot's notebook task gives them: the floor measures the
+    # notebooks, not ipykernel's occasional 3-s hang at exit (credit_bot.notebooks).
+    with watchdog(f"papermill floor of {count} notebook(s)", run_limit(count)), prompt_kernel_shutdown():
         for i in range(count):
             papermill.execute_notebook(
                 str(NOTEBOOK),
@@ -554,13 +568,15 @@ def notebook_floor(stack: Any, requests: int, workdir: Path, sample: int) -> dic
     }
 
 
-def backlog_case(stack: Any, runner: Runner, size: int, workdir: Path, floor_sample: int) -> dict[str, Any]:
+def backlog_case(
+    stack: Any, runner: Runner, size: int, workdir: Path, floor_sample: int, repeat: int = 0
+) -> dict[str, Any]:
     """``size`` Verify requests waiting in a fresh channel with a fresh ledger: one run, then the floor."""
-    channel = case_channel(size)
+    channel = case_channel(size, repeat)
     runner.reset_ledger()
     posted = [(stack.sandbox.add_message(channel, request_text(i)), expected_reply(i)) for i in range(size)]
     result = one_run(stack, runner, channel, posted)
-    floor = notebook_floor(stack, size, workdir, floor_sample)
+    floor = notebook_floor(stack, size, workdir / f"repeat-{repeat}", floor_sample)
     result["floor"] = floor
     result["overhead_ratio"] = result["wall_s"] / floor["wall_s"] if floor["wall_s"] else None
     result["cpu_overhead_ratio"] = (
@@ -573,6 +589,22 @@ def backlog_case(stack: Any, runner: Runner, size: int, workdir: Path, floor_sam
         "ledger_bytes": result["ledger_bytes"] / size,
     }
     return result
+
+
+def median_case(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """The repetition with the median overhead ratio, with every repetition's figures attached.
+
+    A run and its floor are measured back to back, so their ratio is steadier than either figure;
+    a failed repetition makes the result that repetition, so a failure is never hidden by a median.
+    """
+    failed = [c for c in cases if c["state"] != "success" or c["overhead_ratio"] is None]
+    ranked = sorted(cases, key=lambda c: c["overhead_ratio"] or 0.0)
+    chosen = dict(failed[0] if failed else ranked[(len(ranked) - 1) // 2])
+    chosen["repeats"] = [
+        {"wall_s": c["wall_s"], "floor_s": c["floor"]["wall_s"], "overhead_ratio": c["overhead_ratio"]}
+        for c in cases
+    ]
+    return chosen
 
 
 def _unfinished_runs(api: Any) -> list[dict[str, Any]]:
@@ -761,6 +793,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "executor": args.executor,
             "quick": args.quick,
             "sizes": list(sizes),
+            "repeat": args.repeat,
             "latency_messages": args.latency_messages if events else 0,
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
@@ -780,7 +813,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         with (
             local_stack(
                 home / "notebooks",
-                scenario=bench_scenario(sizes, args.latency_messages if events else 0),
+                scenario=bench_scenario(sizes, args.latency_messages if events else 0, args.repeat),
                 channel=IDLE_CHANNEL,
             ) as stack,
             RUNNERS[args.executor](stack, args.parallelism, events=events) as runner,
@@ -793,8 +826,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 results["idle_first"] = one_run(stack, runner, IDLE_CHANNEL, [])
             results["backlog"] = {}
             for size in sizes:
-                progress(f"backlog of {size} request(s), then the same notebooks with papermill")
-                results["backlog"][str(size)] = backlog_case(stack, runner, size, home, args.floor_sample)
+                cases = []
+                for repeat in range(repeats := repeats_of(size, args.repeat)):
+                    of = f" ({repeat + 1} of {repeats})" if repeats > 1 else ""
+                    progress(f"backlog of {size} request(s), then the same notebooks with papermill{of}")
+                    cases.append(backlog_case(stack, runner, size, home, args.floor_sample, repeat))
+                results["backlog"][str(size)] = median_case(cases)
                 if size == sizes[0]:
                     progress("idle run (steady state: the channel's requests are all answered)")
                     results["idle"] = one_run(stack, runner, case_channel(size), [])
@@ -918,6 +955,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
         Row("run wall time (s)", "measured", lambda c: c.get("wall_s"), "{:.1f}"),
         Row("notebook floor: papermill, 1 process (s)", "measured", _floor, "{:.1f}"),
         Row("overhead ratio = wall ÷ floor", "ratio", lambda c: c.get("overhead_ratio")),
+        Row("  each repetition (median above)", "ratio", _repeat_ratios, "{}", better=""),
         Row("CPU overhead ratio = CPU ÷ floor CPU", "ratio", lambda c: c.get("cpu_overhead_ratio")),
         Row("wall per request (s)", "measured", lambda c: _dig(c, "per_request", "wall_s"), "{:.2f}"),
         Row("task instances run (mapped ones)", "measured", _tis, "{}", better=""),
@@ -1033,6 +1071,13 @@ def _floor(case: dict[str, Any]) -> float | str | None:
     return float(floor["wall_s"])
 
 
+def _repeat_ratios(case: dict[str, Any]) -> str | None:
+    repeats = case.get("repeats") or []
+    if len(repeats) < 2:
+        return None
+    return " ".join(f"{r['overhead_ratio']:.2f}" if r["overhead_ratio"] else "-" for r in repeats)
+
+
 def _replies(case: dict[str, Any]) -> str | None:
     if "replies_correct" not in case:
         return None
@@ -1130,7 +1175,8 @@ def render(results: dict[str, Any], old: dict[str, Any] | None = None) -> str:
     )
     out.append(
         "floor = the same notebooks run with papermill one after another in one process (one kernel each); "
-        f"* = the first {FLOOR_SAMPLE} measured, scaled to the backlog. "
+        f"* = the first {FLOOR_SAMPLE} measured, scaled to the backlog. Backlogs of up to {REPEAT_MAX_SIZE} "
+        f"requests: {meta.get('repeat', 1)} run + floor pair(s), the one with the median ratio shown. "
         f"Bench wall time {meta.get('bench_wall_s', 0):.0f} s."
     )
     return "\n".join(out)
@@ -1149,6 +1195,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="dag.test (default): in this process; local: LocalExecutor on PostgreSQL (deployment.py)",
     )
     parser.add_argument("--parallelism", type=int, default=2, help="LocalExecutor slots (default 2)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        help=f"run + floor pairs per backlog of up to {REPEAT_MAX_SIZE} requests; the median is shown "
+        f"(default {REPEATS}; --quick: 1)",
+    )
     parser.add_argument(
         "--latency-messages",
         type=int,
@@ -1177,6 +1229,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.sizes and any(n < 1 for n in args.sizes):
         parser.error("--sizes must be positive")
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else REPEATS
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.latency_messages < 0:
         parser.error("--latency-messages must not be negative")
     if args.latency_only and (args.executor != "local" or args.latency_messages < 1):

@@ -16,12 +16,14 @@ import pytest
 
 from credit_bot.money import InvalidAmount
 from credit_bot.notebooks import (
+    KERNEL_SHUTDOWN_WAIT_S,
     READOUT_TAG,
     RESULT_MIME,
     NotebookResult,
     NotebookResultError,
     instrumented_copy,
     output_path,
+    prompt_kernel_shutdown,
     read_result,
     validate_credit,
 )
@@ -280,3 +282,17 @@ def test_output_path(output_dir: str, run_id: str, expected: str) -> None:
     path = output_path(output_dir, run_id, "C0123ABCD", "1764000000.000100", 0)
     assert path == expected
     assert path.count("/") == expected.count("/")  # the run id never adds a directory level
+
+
+def test_prompt_kernel_shutdown_applies_to_kernels_started_inside_only() -> None:
+    from jupyter_client.manager import AsyncKernelManager, KernelManager
+
+    default = KernelManager().shutdown_wait_time
+    with prompt_kernel_shutdown():
+        # papermill's kernels are AsyncKernelManagers, created after the block is entered
+        assert AsyncKernelManager().shutdown_wait_time == KERNEL_SHUTDOWN_WAIT_S
+    assert default > KERNEL_SHUTDOWN_WAIT_S
+    assert AsyncKernelManager().shutdown_wait_time == default
+    with pytest.raises(RuntimeError), prompt_kernel_shutdown(0.3):
+        raise RuntimeError("a failed notebook")
+    assert KernelManager().shutdown_wait_time == default

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from credit_bot.deployment import WORKER_TUNING
+from credit_bot.deployment import HANDOFF_TUNING
 from credit_bot.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,8 +73,8 @@ def test_airflow_services_share_the_project_image_config_and_mounts(service: str
         assert mounts[f"/opt/airflow/{folder}"].startswith(f"${{AIRFLOW_PROJ_DIR:-.}}/{folder}:")
     assert mounts["/opt/airflow/output"].startswith("credit-bot-output:")  # shared by all workers
     assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "true"
-    # The worker tuning the deployment tests and the bench measured is what production runs.
-    assert {key: env.get(key) for key in WORKER_TUNING} == WORKER_TUNING
+    # The hand-off tuning the deployment tests and the bench measured is what production runs.
+    assert {key: env.get(key) for key in HANDOFF_TUNING} == HANDOFF_TUNING
 
 
 @pytest.mark.parametrize("service", [*AIRFLOW_SERVICES, "airflow-init"])
