@@ -8,8 +8,8 @@ PSMS requests are ignored silently; anything that fails goes to the operators by
 never to the thread. **Dry-run is on by default**: everything runs, nothing is posted, and the
 text that would have been posted is in the `post_results` logs.
 
-Flow: `load_settings` → `fetch_requests` → `resolve` (one per request) → `run_notebook`
-(one per Verify query) → `post_results` (one per request) → `record_ledger`.
+Flow: `fetch_requests` → `resolve` (one per request) → `run_notebook` (one per Verify query)
+→ `post_results` (one per request) → `record_ledger`.
 
 * **When it runs**: every 10 minutes, and within seconds of a post when Slack Socket Mode is set up
   (connection `slack_app_default`; the triggerer watches the channel).
@@ -116,19 +116,17 @@ def _materialize(lazy: list) -> list:
     },
 )
 def credit_bot():
-    @task(retries=0)
-    def load_settings() -> dict:
-        """Settings Variable + this run's params. Red = a setting or connection to fix: the log says which."""
-        from credit_bot import steps
-
-        return steps.load_settings(dict(get_current_context()["params"]))
-
     @task
-    def fetch_requests(run: dict) -> list[dict]:
-        """Reads the channel (or the one message) and picks the requests. Red = Slack unreachable."""
+    def fetch_requests() -> list[dict]:
+        """Settings + params, then the channel (or the one message) read and the requests picked.
+
+        Red = a setting or connection to fix (no retries; the log says which), or Slack unreachable.
+        """
         from credit_bot import events, steps
 
         context = get_current_context()
+        run = steps.load_settings(dict(context["params"]))  # a SettingsError fails the run at once
+        context["ti"].xcom_push(key="run", value=run)
         announced = events.requests_from_asset_events(context.get("triggering_asset_events"))
         requests, window = steps.fetch_requests(run, announced=announced)
         context["ti"].xcom_push(key="window", value=window)
@@ -147,7 +145,7 @@ def credit_bot():
         """One notebook run per Verify query of the requests that resolved."""
         from credit_bot import steps
 
-        if run is None:  # load_settings failed: nothing to run (the run fails there, with its reason)
+        if run is None:  # fetch_requests failed: nothing to run (the run fails there, with its reason)
             return []
         return steps.notebook_jobs(_materialize(resolved), run)
 
@@ -170,17 +168,18 @@ def credit_bot():
         from credit_bot import steps
 
         ti = get_current_context()["ti"]
-        run, requests = ti.xcom_pull(task_ids="load_settings"), ti.xcom_pull(task_ids="fetch_requests")
+        run = ti.xcom_pull(task_ids="fetch_requests", key="run")
+        requests = ti.xcom_pull(task_ids="fetch_requests")
         if run is None or requests is None:
             # Fail (not skip) so the run shows failed; the next run reads the same messages again.
-            raise RuntimeError("nothing to record: load_settings or fetch_requests failed, see its log")
+            raise RuntimeError("nothing to record: fetch_requests failed, see its log")
         window = ti.xcom_pull(task_ids="fetch_requests", key="window")
         recorded = steps.record_ledger(run, requests, window, _materialize(outcomes))
         steps.set_run_note(ti.dag_id, ti.run_id, recorded["summary"])
         return recorded
 
-    run = load_settings()
-    requests = fetch_requests(run)
+    requests = fetch_requests()
+    run = requests["run"]  # the settings with this run's params, pushed by fetch_requests
     resolved = resolve.partial(run=run).expand(request=requests)
     jobs = notebook_jobs(resolved, run)
     notebooks = CreditNotebookOperator.partial(

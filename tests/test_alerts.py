@@ -33,7 +33,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStac
 
 
 def task_context(
-    exception: BaseException | None = None, task_id: str = "load_settings", **params: Any
+    exception: BaseException | None = None, task_id: str = "fetch_requests", **params: Any
 ) -> dict[str, Any]:
     """What Airflow hands a failure callback, trimmed to what the alert reads."""
     ti = SimpleNamespace(
@@ -71,13 +71,13 @@ def test_task_failure_reaches_the_operator_by_dm(stack: LocalStack) -> None:
 
     [text] = dm_texts(stack)
     assert text.startswith(":rotating_light: CreditBot failed: DAG credit_bot, run scheduled__2026-01-02")
-    assert ", task load_settings\n" in text
+    assert ", task fetch_requests\n" in text
     assert "• Error: SettingsError: 'looker_hosts' is empty &lt;!channel&gt; token=***" in text
     assert "{{ conn.slack_api_default.password }}" in text  # sent as text, never rendered
     assert FAKE_TOKEN not in text
     assert "second line" not in text
     assert "• Airflow log: http://airflow.example/dags/credit_bot/runs/" in text
-    assert "tasks/load_settings?try_number=1" in text
+    assert "tasks/fetch_requests?try_number=1" in text
     assert "• Next: the next scheduled run tries again; the ledger is unchanged" in text
     assert [c["params"]["channel"] for c in stack.sandbox.calls(api="slack", method="chat.postMessage")] == [
         DEMO_OPERATOR
@@ -216,7 +216,7 @@ def test_a_failed_run_of_the_dag_alerts_the_operator(stack: LocalStack) -> None:
     # What declaring on_failure_callback in dags/credit_bot.py sets (the flag is computed at init).
     dag.on_failure_callback = [alerts.on_dag_failure]
     dag.has_on_failure_callback = True
-    stack.use_settings(looker_hosts=[])  # load_settings fails: the bot cannot run at all
+    stack.use_settings(looker_hosts=[])  # fetch_requests fails on the settings: the bot cannot run at all
 
     params = {"channel": None, "message_ts": None, "dry_run": None, "force": False}
     assert str(dag.test(run_conf=params).state) == "failed"

@@ -1,6 +1,6 @@
 """CreditBot's settings: the ``credit_bot_settings`` Airflow Variable (JSON), with documented defaults.
 
-Read at run time by the ``load_settings`` task, never while the DAG file is parsed. Every key is
+Read at run time by the ``fetch_requests`` task, never while the DAG file is parsed. Every key is
 optional except ``channel`` (for scheduled runs) and ``looker_hosts``; README.md lists them all.
 """
 
@@ -157,7 +157,7 @@ class Settings:
 
     @classmethod
     def from_task_value(cls, data: dict[str, Any]) -> Settings:
-        """Rebuild from the dict ``load_settings`` returned (already validated)."""
+        """Rebuild from the dict :func:`credit_bot.steps.load_settings` returned (already validated)."""
         values = dict(data)
         values["products"] = tuple(ProductRule(**p) for p in values.get("products", []))
         values["operators"] = tuple(values.get("operators", ()))

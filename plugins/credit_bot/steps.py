@@ -25,9 +25,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-# ── load_settings ──────────────────────────────────────────────────────────────────────────────
+# ── fetch_requests: the settings ───────────────────────────────────────────────────────────────
 def load_settings(params: dict[str, Any]) -> dict[str, Any]:
-    """Validated settings for this run, with the trigger params applied; fails early on bad config."""
+    """Validated settings for this run, with the trigger params applied; fails early on bad config.
+
+    A :class:`SettingsError` fails the task without its retries: retrying cannot fix a setting.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        return _load_settings(params)
+    except SettingsError as exc:
+        raise AirflowFailException(f"SettingsError: {exc}") from exc
+
+
+def _load_settings(params: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk import BaseHook, Variable
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -80,7 +92,7 @@ def _settings(run: dict[str, Any]) -> Settings:
     return Settings.from_task_value({k: v for k, v in run.items() if k not in ("message_ts", "force")})
 
 
-# ── fetch_requests ─────────────────────────────────────────────────────────────────────────────
+# ── fetch_requests: the requests ───────────────────────────────────────────────────────────────
 def history_start(book: dict[str, Any], settings: Settings, now: datetime) -> str:
     """Oldest ts to read: the watermark, or earlier for requests still open, never past the window."""
     state = ledger.channel_state(book, settings.channel, settings.dry_run)

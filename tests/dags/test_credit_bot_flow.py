@@ -197,10 +197,14 @@ def test_settings_errors_fail_the_run_early(dag, stack, post, capfd, settings, d
     if drop_connection:
         del os.environ[drop_connection]
 
-    assert run(dag) == "failed"
+    params = {"channel": None, "message_ts": None, "dry_run": None, "force": False}
+    dag_run = dag.test(run_conf=params)
+    assert str(dag_run.state) == "failed"
     output = "".join(capfd.readouterr())
     assert "SettingsError" in output
     assert problem in output
+    # Failed at its first try: retrying cannot fix a setting (the task itself has retries).
+    assert dag_run.get_task_instance("fetch_requests").try_number == 1
     # Nothing read from Slack; only the failure alert, where the settings still name the operators.
     alerts = ["chat.postMessage"] if drop_connection else []
     assert [c["method"] for c in stack.sandbox.calls(api="slack")] == alerts

@@ -75,9 +75,9 @@ def test_dag_contracts(dag):
         assert dag.params.get_param(name).description
 
 
-def test_every_task_has_retries_except_settings_validation(dag):
+def test_every_task_has_retries(dag):
+    # Settings errors skip them (AirflowFailException): tests/test_steps.py.
     retries = {t.task_id: t.retries for t in dag.tasks}
-    assert retries.pop("load_settings") == 0  # a settings error is not fixed by retrying
     assert all(r >= 1 for r in retries.values()), retries
 
 
@@ -88,7 +88,7 @@ def test_no_task_can_run_forever(dag):
 
 
 def test_flow_order(dag):
-    order = ["load_settings", "fetch_requests", "resolve", "notebook_jobs", "run_notebook", "post_results"]
+    order = ["fetch_requests", "resolve", "notebook_jobs", "run_notebook", "post_results"]
     for upstream, downstream in itertools.pairwise(order):
         ancestors = {t.task_id for t in dag.get_task(downstream).get_flat_relatives(upstream=True)}
         assert upstream in ancestors
