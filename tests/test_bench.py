@@ -70,6 +70,8 @@ def test_one_request_is_answered_once_with_the_expected_amount(results):
     assert case["overhead_ratio"] > 0
     assert case["ledger_bytes"] > 0
     assert case["latency_s"]["median"] > 0
+    assert 0 < case["task_instances"]["busy_s"] <= case["wall_s"]  # tasks ran, within the run
+    assert case["between_tasks_s"] >= 0
 
 
 def test_latency_separates_measured_from_computed(results):
@@ -87,3 +89,16 @@ def test_compare_prints_deltas_against_an_older_result(results):
     assert "against commit 0ld0ld0" in table
     [history_row] = [line for line in table.splitlines() if line.strip().startswith("conversations.history")]
     assert "(-50%)" in history_row  # one history read where there were two
+
+
+def test_busy_seconds_is_the_union_of_running_intervals():
+    from bench.credit_bot_bench import busy_seconds
+
+    tis = [
+        {"start": 10.0, "end": 12.0},  # two slots overlap from 11 to 12
+        {"start": 11.0, "end": 13.0},
+        {"start": 15.0, "end": 16.0},  # nothing ran from 13 to 15
+        {"start": 15.5, "end": 15.8},  # inside the one before
+        {"start": None, "end": None},  # skipped: never ran
+    ]
+    assert busy_seconds(tis) == pytest.approx(4.0)
