@@ -439,7 +439,8 @@ def calls_by_endpoint(calls: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def _epoch(iso: str | None) -> float | None:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else None
+    """Seconds since the epoch of a REST API timestamp (``…Z``: Python 3.11 parses it)."""
+    return datetime.fromisoformat(iso).timestamp() if iso else None
 
 
 def busy_seconds(tis: list[dict[str, Any]]) -> float:
@@ -619,8 +620,10 @@ def median_case(cases: list[dict[str, Any]]) -> dict[str, Any]:
     a failed repetition makes the result that repetition, so a failure is never hidden by a median.
     """
     failed = [c for c in cases if c["state"] != "success" or c["overhead_ratio"] is None]
-    ranked = sorted(cases, key=lambda c: c["overhead_ratio"] or 0.0)
-    chosen = dict(failed[0] if failed else ranked[(len(ranked) - 1) // 2])
+    if failed:
+        chosen = dict(failed[0])
+    else:
+        chosen = dict(sorted(cases, key=lambda c: c["overhead_ratio"])[(len(cases) - 1) // 2])
     chosen["repeats"] = [
         {"wall_s": c["wall_s"], "floor_s": c["floor"]["wall_s"], "overhead_ratio": c["overhead_ratio"]}
         for c in cases
@@ -740,10 +743,7 @@ def _latency_breakdown(
     # The event's own run; a cron tick that fell in the same window only found the message answered.
     run = min(runs, key=lambda r: (r["run_type"] != "asset_triggered", r["queued_at"] or ""))
 
-    def epoch(value: str | None) -> float | None:
-        return datetime.fromisoformat(value).timestamp() if value else None
-
-    queued, started = epoch(run["queued_at"]), epoch(run["start_date"])
+    queued, started = _epoch(run["queued_at"]), _epoch(run["start_date"])
     tis = runner._task_instances(run["dag_run_id"])
     notebook = sum(t["duration_s"] or 0.0 for t in tis if t["task_id"] == "run_notebook")
     return {

@@ -18,10 +18,14 @@ pytestmark = pytest.mark.integration
 LINK_REQUEST = "Please provide a Looker link"
 
 
-def run(dag, **conf):
+def run_dag(dag, **conf):
     # Every param is passed explicitly: dag.test() keeps the last run's conf in the DAG's params.
     params = {"channel": None, "message_ts": None, "dry_run": None, "force": False, **conf}
-    return str(dag.test(run_conf=params).state)
+    return dag.test(run_conf=params)
+
+
+def run(dag, **conf):
+    return str(run_dag(dag, **conf).state)
 
 
 def test_answers_each_kind_of_request_once(dag, stack, post):
@@ -197,8 +201,7 @@ def test_settings_errors_fail_the_run_early(dag, stack, post, capfd, settings, d
     if drop_connection:
         del os.environ[drop_connection]
 
-    params = {"channel": None, "message_ts": None, "dry_run": None, "force": False}
-    dag_run = dag.test(run_conf=params)
+    dag_run = run_dag(dag)
     assert str(dag_run.state) == "failed"
     output = "".join(capfd.readouterr())
     assert "SettingsError" in output

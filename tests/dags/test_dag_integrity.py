@@ -76,7 +76,7 @@ def test_dag_contracts(dag):
 
 
 def test_every_task_has_retries(dag):
-    # Settings errors skip them (AirflowFailException): tests/test_steps.py.
+    # Settings errors skip them (AirflowFailException): test_settings_errors_fail_the_run_early.
     retries = {t.task_id: t.retries for t in dag.tasks}
     assert all(r >= 1 for r in retries.values()), retries
 
