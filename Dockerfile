@@ -14,10 +14,11 @@ COPY --chown=airflow:0 requirements.txt requirements.lock /opt/credit-bot/
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
         -r /opt/credit-bot/requirements.txt -c /opt/credit-bot/requirements.lock
 
-# The code ships in the image so it runs without bind mounts; docker-compose.yaml mounts the working
-# copy over these paths.
+# The runtime ships in the image so it runs without bind mounts; docker-compose.yaml mounts the working
+# copy over these paths. Only the runtime: the DAG, the credit_bot package and the notebooks. The
+# harness (sandbox, sample warehouse, demo, local deployment), the bench and the tests never ship.
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
-COPY --chown=airflow:0 include/ /opt/airflow/include/
+COPY --chown=airflow:0 include/notebooks/ /opt/airflow/include/notebooks/
 # plugins/ holds the credit_bot package the DAG imports; the notebook kernels need it too.
 ENV PYTHONPATH=/opt/airflow/plugins

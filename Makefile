@@ -33,7 +33,7 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	touch $@
 
 demo: install
-	$(BIN)/python -m credit_bot.demo
+	$(BIN)/python -m harness.demo
 
 # BENCH_ARGS: --quick, --compare bench-results/OLD.json, --executor local (see bench/credit_bot_bench.py)
 bench: install

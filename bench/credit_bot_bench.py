@@ -209,7 +209,7 @@ class DagTestRunner:
     name = "dag.test"
 
     def __init__(self) -> None:
-        from credit_bot.local import load_dag
+        from harness.local import load_dag
 
         self.dag = load_dag()
 
@@ -266,7 +266,7 @@ def dag_test_runner(stack: Any, parallelism: int, events: bool = False) -> Itera
 
 
 class DeploymentRunner:
-    """Runs triggered through the REST API of a real deployment (``credit_bot.deployment``)."""
+    """Runs triggered through the REST API of a real deployment (``harness.deployment``)."""
 
     def __init__(self, deployment: Any, name: str) -> None:
         self.deployment = deployment
@@ -303,8 +303,8 @@ class DeploymentRunner:
         ]
 
     def ledger_text(self) -> str | None:
-        from credit_bot.deployment import AirflowApiError
         from credit_bot.ledger import LEDGER_VARIABLE
+        from harness.deployment import AirflowApiError
 
         try:
             return str(self.api.request("GET", f"/variables/{LEDGER_VARIABLE}")["value"])
@@ -314,8 +314,8 @@ class DeploymentRunner:
             raise
 
     def reset_ledger(self) -> None:
-        from credit_bot.deployment import AirflowApiError
         from credit_bot.ledger import LEDGER_VARIABLE
+        from harness.deployment import AirflowApiError
 
         try:
             self.api.request("DELETE", f"/variables/{LEDGER_VARIABLE}")
@@ -328,7 +328,7 @@ class DeploymentRunner:
 def local_executor_runner(stack: Any, parallelism: int, events: bool = False) -> Iterator[Runner]:
     """Real Airflow components under LocalExecutor (``parallelism`` slots) on PostgreSQL.
 
-    ``credit_bot.deployment`` starts scheduler, DAG processor and API server with the sandbox's
+    ``harness.deployment`` starts scheduler, DAG processor and API server with the sandbox's
     connections and settings in their environment; runs are triggered through the REST API and the
     ledger is read there. The bench's private SQLite home is then only used for the parse probe.
 
@@ -337,10 +337,10 @@ def local_executor_runner(stack: Any, parallelism: int, events: bool = False) ->
     racing the measured runs. :func:`event_latency` starts it again.
     """
     try:
-        from credit_bot.deployment import airflow_deployment, postgres_unreachable
+        from harness.deployment import airflow_deployment, postgres_unreachable
     except ModuleNotFoundError:
         raise BenchError(
-            "--executor local needs plugins/credit_bot/deployment.py (LocalExecutor against PostgreSQL)"
+            "--executor local needs harness/deployment.py (LocalExecutor against PostgreSQL)"
         ) from None
     if why := postgres_unreachable():
         raise BenchError(f"--executor local: {why}")
@@ -395,7 +395,7 @@ def bench_scenario(sizes: tuple[int, ...], latency_messages: int = 0, repeats: i
     Look ``5000 + i`` shows the Verify query of customer ``i mod 4``, so every request costs a real
     Looker resolution and a real notebook run on the sample warehouse.
     """
-    from credit_bot.local import DEMO_SCENARIO
+    from harness.local import DEMO_SCENARIO
 
     data = copy.deepcopy(json.loads(DEMO_SCENARIO.read_text()))
     channels = [IDLE_CHANNEL, *(case_channel(n, r) for n in sizes for r in range(repeats_of(n, repeats)))]
@@ -828,7 +828,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
         import airflow
 
-        from credit_bot.local import local_stack
+        from harness.local import local_stack
 
         results["meta"]["airflow"] = airflow.__version__
         with (

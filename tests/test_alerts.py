@@ -16,8 +16,8 @@ from urllib.parse import quote
 import pytest
 
 from credit_bot import alerts
-from credit_bot.local import DEMO_OPERATOR, LocalStack, local_stack
 from credit_bot.settings import SETTINGS_VARIABLE, SettingsError
+from harness.local import DEMO_OPERATOR, LocalStack, local_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_ENV = f"AIRFLOW_VAR_{SETTINGS_VARIABLE.upper()}"
@@ -210,7 +210,7 @@ def test_import_is_cheap_at_parse_time() -> None:
 @pytest.mark.integration
 def test_a_failed_run_of_the_dag_alerts_the_operator(stack: LocalStack) -> None:
     """The real DAG with the callback wired, run by dag.test() (which runs DAG callbacks in-process)."""
-    from credit_bot.local import load_dag
+    from harness.local import load_dag
 
     dag = load_dag()
     # What declaring on_failure_callback in dags/credit_bot.py sets (the flag is computed at init).

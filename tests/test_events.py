@@ -14,7 +14,7 @@ from airflow.triggers.base import BaseEventTrigger
 
 from credit_bot import events
 from credit_bot.events import SlackSocketModeTrigger, classify, requests_from_asset_events, slack_asset
-from credit_bot.sandbox import Sandbox
+from harness.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 BASIC = ROOT / "include" / "sandbox" / "scenarios" / "basic.json"

@@ -1,4 +1,4 @@
-"""Tests for credit_bot.sample_warehouse, the seed it reads, and the sandbox's sample Looker SQL."""
+"""Tests for harness.sample_warehouse, the seed it reads, and the sandbox's sample Looker SQL."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from credit_bot import sample_warehouse
+from harness import sample_warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 SQL_DIR = REPO / "include" / "sandbox" / "sql"

@@ -12,8 +12,9 @@ from urllib.parse import quote
 import duckdb
 import pytest
 
-from credit_bot import sample_warehouse, warehouse
+from credit_bot import warehouse
 from credit_bot.warehouse import WarehouseConnectionError
+from harness import sample_warehouse
 
 ENV = "AIRFLOW_CONN_CREDIT_WAREHOUSE_DEFAULT"
 SECRET = "fake-warehouse-password-for-tests"
@@ -92,7 +93,7 @@ def test_missing_connection_names_the_conn_and_the_variable(monkeypatch: pytest.
 
 def test_missing_duckdb_file_says_how_to_build_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV, json.dumps({"conn_type": "duckdb", "host": str(tmp_path / "nope.duckdb")}))
-    with pytest.raises(WarehouseConnectionError, match=r"does not exist.*credit_bot\.sample_warehouse"):
+    with pytest.raises(WarehouseConnectionError, match=r"does not exist.*harness\.sample_warehouse"):
         warehouse.connect()
     assert not (tmp_path / "nope.duckdb").exists()  # read-only: never creates an empty database
 

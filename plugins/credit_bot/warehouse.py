@@ -204,7 +204,7 @@ def _connect_duckdb(settings: WarehouseSettings) -> Any:
     if not path.is_file():
         raise WarehouseConnectionError(
             f"Airflow connection {settings.conn_id!r} points to DuckDB file {path}, which does not exist. "
-            "Build the sample warehouse with `python -m credit_bot.sample_warehouse` or fix the host."
+            "Build the sample warehouse with `python -m harness.sample_warehouse` or fix the host."
         )
     log.info("Opening DuckDB warehouse %s read-only (connection %s)", path, settings.conn_id)
     try:

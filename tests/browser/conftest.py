@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from credit_bot.settings import PROJECT_ROOT
-from tests.deploy.conftest import FAST, MANUAL_CHANNEL, Live, started
+from harness import PROJECT_ROOT
+from harness.testing.browser import TIMINGS, Screens
+from harness.testing.live import FAST, MANUAL_CHANNEL, Live, started
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags known to work on these machines: no GPU, no QUIC, no calls home (the network is closed).
@@ -37,21 +38,6 @@ UI_ONLY = {
     "CREDIT_BOT_TASK_RETRIES": "0",
     "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
 }
-TIMINGS: dict[str, float] = {}
-
-
-class Screens:
-    """Numbered full-page screenshots under test-artifacts/browser/, one per step."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.taken: list[Path] = []
-
-    def take(self, page: Any, name: str) -> Path:
-        path = self.folder / f"{len(self.taken) + 1:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        self.taken.append(path)
-        return path
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.browser.conftest import TIMINGS, Screens
-from tests.deploy.conftest import DAG_ID, HOST, MANUAL_CHANNEL, Live
+from harness.testing.browser import TIMINGS, Screens
+from harness.testing.live import DAG_ID, HOST, MANUAL_CHANNEL, Live
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

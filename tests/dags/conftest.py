@@ -1,58 +1,15 @@
-"""Fixtures for full DAG runs: the parsed DAG, the sandbox stack, and helpers to read what happened."""
+"""Fixtures for full DAG runs: the parsed DAG and the sandbox stack (helpers: ``harness.testing.flows``)."""
 
 from __future__ import annotations
 
-import copy
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from credit_bot.local import DEMO_SCENARIO, LocalStack, load_dag, local_stack
-
-TEST_NOTEBOOK = Path(__file__).resolve().parents[1] / "data" / "fixed_result.ipynb"
-CHANNEL = "C0CREDITTEST"
-HOST = "https://credit-sandbox.cloud.looker.com"
-
-# Looks whose SQL drives the fixed-result test notebook: (look id, SQL marker).
-RESULT_LOOKS = {
-    901: "RESULT=4948.8 SPEND=9000",
-    902: "RESULT=-12.5",
-    903: "RESULT=nan",
-    904: "RESULT='about forty dollars'",
-    905: "RESULT=raise",
-    906: "RESULT=150 SPEND=100",
-    907: "RESULT=12.345",
-    908: "RESULT=die",
-    909: "RESULT=sleep60",
-    912: "RESULT=leak",
-}
-
-
-def scenario() -> dict[str, Any]:
-    data = copy.deepcopy(json.loads(DEMO_SCENARIO.read_text()))
-    looker = data["looker"]
-    for look_id, marker in RESULT_LOOKS.items():
-        looker["queries"].append(
-            {
-                "id": look_id * 10,
-                "slug": f"qTest{look_id}",
-                "model": "billing",
-                "view": "test",
-                "sql": f"SELECT 1 -- test query, product Authy\n-- Authy {marker}",
-            }
-        )
-        looker["looks"].append({"id": look_id, "title": f"test look {look_id}", "query_id": look_id * 10})
-    # A Look whose query has no SQL at all, and one whose SQL is enormous (~600 kB).
-    enormous = "SELECT 1 -- Authy RESULT=77.7\n" + "-- a long generated comment line\n" * 20_000
-    for look_id, sql in ((910, ""), (911, enormous)):
-        looker["queries"].append(
-            {"id": look_id * 10, "slug": f"qTest{look_id}", "model": "billing", "view": "test", "sql": sql}
-        )
-        looker["looks"].append({"id": look_id, "title": f"test look {look_id}", "query_id": look_id * 10})
-    return data
+from harness.local import LocalStack, load_dag, local_stack
+from harness.testing.flows import CHANNEL, scenario
 
 
 @pytest.fixture(scope="session")
@@ -79,21 +36,3 @@ def post(stack: LocalStack) -> Callable[..., str]:
         return stack.sandbox.add_message(CHANNEL, text, user=user, **extra)
 
     return _post
-
-
-def fixed_result_rule(pattern: str = "RESULT=") -> dict[str, Any]:
-    """Settings products that route the test Looks to the fixed-result notebook, the rest as usual."""
-    return {"name": "verify", "pattern": pattern, "notebook": str(TEST_NOTEBOOK)}
-
-
-def thread_posts(stack: LocalStack, ts: str) -> list[str]:
-    return [p["text"] for p in stack.sandbox.posts(CHANNEL) if p.get("thread_ts") == ts]
-
-
-def ledger_entry(ts: str, mode: str = "live") -> dict[str, Any]:
-    from airflow.models.variable import Variable
-
-    from credit_bot.ledger import LEDGER_VARIABLE
-
-    book = json.loads(Variable.get(LEDGER_VARIABLE))
-    return book["channels"][CHANNEL][mode]["requests"][ts]

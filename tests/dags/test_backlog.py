@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.dags.conftest import CHANNEL, HOST, fixed_result_rule, thread_posts
+from harness.testing.flows import CHANNEL, HOST, fixed_result_rule, thread_posts
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from credit_bot.local import DEMO_OPERATOR, LOOKER_HOST
-from tests.dags.conftest import CHANNEL, HOST, fixed_result_rule, thread_posts
+from harness.local import DEMO_OPERATOR, LOOKER_HOST
+from harness.testing.flows import CHANNEL, HOST, fixed_result_rule, thread_posts
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.dags.conftest import CHANNEL, HOST, fixed_result_rule, ledger_entry, thread_posts
+from harness.testing.flows import CHANNEL, HOST, fixed_result_rule, ledger_entry, thread_posts
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from credit_bot.local import DEMO_OPERATOR
-from tests.dags.conftest import HOST, fixed_result_rule, ledger_entry, thread_posts
+from harness.local import DEMO_OPERATOR
+from harness.testing.flows import HOST, fixed_result_rule, ledger_entry, thread_posts
 
 pytestmark = pytest.mark.integration
 

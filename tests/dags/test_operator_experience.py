@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dags.conftest import CHANNEL, HOST, fixed_result_rule, thread_posts
+from harness.testing.flows import CHANNEL, HOST, fixed_result_rule, thread_posts
 
 pytestmark = pytest.mark.integration
 

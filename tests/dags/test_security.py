@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from credit_bot.local import DEMO_OPERATOR
-from tests.dags.conftest import HOST, fixed_result_rule, thread_posts
+from harness.local import DEMO_OPERATOR
+from harness.testing.flows import HOST, fixed_result_rule, thread_posts
 
 pytestmark = pytest.mark.integration
 

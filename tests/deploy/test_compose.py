@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from credit_bot.deployment import HANDOFF_TUNING
 from credit_bot.settings import Settings
+from harness.deployment import HANDOFF_TUNING
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
@@ -69,7 +69,7 @@ def test_airflow_services_share_the_project_image_config_and_mounts(service: str
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert "/opt/airflow/plugins" in env["PYTHONPATH"].split(":")
     mounts = {m["target"]: volume for volume in spec["volumes"] if (m := MOUNT.fullmatch(volume))}
-    for folder in ("dags", "plugins", "include"):
+    for folder in ("dags", "plugins", "include/notebooks"):
         assert mounts[f"/opt/airflow/{folder}"].startswith(f"${{AIRFLOW_PROJ_DIR:-.}}/{folder}:")
     assert mounts["/opt/airflow/output"].startswith("credit-bot-output:")  # shared by all workers
     assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "true"

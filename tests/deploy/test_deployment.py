@@ -14,8 +14,8 @@ from datetime import datetime
 import psutil
 import pytest
 
-from credit_bot.deployment import kill_process_tree, process_alive
-from tests.deploy.conftest import (
+from harness.deployment import kill_process_tree, process_alive
+from harness.testing.live import (
     DAG_ID,
     HOST,
     MANUAL_CHANNEL,

@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import pytest
 
-from credit_bot.deployment import AirflowApi, AirflowApiError
-from tests.deploy.conftest import DAG_ID, HOST, SCHEDULED_CHANNEL, TIMINGS, Live
+from harness.deployment import AirflowApi, AirflowApiError
+from harness.testing.live import DAG_ID, HOST, SCHEDULED_CHANNEL, TIMINGS, Live
 
 pytestmark = [pytest.mark.deploy, pytest.mark.integration]
 

@@ -156,7 +156,7 @@ def seed() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def warehouse_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from credit_bot import sample_warehouse
+    from harness import sample_warehouse
 
     return sample_warehouse.build(tmp_path_factory.mktemp("warehouse") / "sample.duckdb")
 

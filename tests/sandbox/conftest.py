@@ -14,7 +14,7 @@ from looker_sdk.rtl import api_settings
 from looker_sdk.sdk.api40.methods import Looker40SDK
 from slack_sdk import WebClient
 
-from credit_bot.sandbox import Sandbox
+from harness.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 BASIC_SCENARIO = REPO / "include" / "sandbox" / "scenarios" / "basic.json"

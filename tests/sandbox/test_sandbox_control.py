@@ -15,7 +15,7 @@ import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from credit_bot.sandbox import Sandbox, SandboxClient, SandboxControlError
+from harness.sandbox import Sandbox, SandboxClient, SandboxControlError
 
 REPO = Path(__file__).resolve().parents[2]
 BASIC = REPO / "include" / "sandbox" / "scenarios" / "basic.json"
@@ -105,7 +105,7 @@ def test_cli_serves_on_the_given_port_until_sigterm() -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "credit_bot.sandbox", "--scenario", str(BASIC), "--port", str(port)],
+        [sys.executable, "-m", "harness.sandbox", "--scenario", str(BASIC), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -135,7 +135,7 @@ def test_cli_rejects_a_missing_scenario(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "credit_bot.sandbox",
+            "harness.sandbox",
             "--scenario",
             str(tmp_path / "nope.json"),
             "--port",

@@ -12,7 +12,7 @@ import requests
 from looker_sdk.error import SDKError
 from looker_sdk.sdk.api40.methods import Looker40SDK
 
-from credit_bot.sandbox import Sandbox
+from harness.sandbox import Sandbox
 
 MakeLooker = Callable[..., Looker40SDK]
 

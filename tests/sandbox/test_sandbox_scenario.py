@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from credit_bot.sandbox import Sandbox, Scenario, ScenarioError
+from harness.sandbox import Sandbox, Scenario, ScenarioError
 
 
 def test_sql_file_is_read_relative_to_the_scenario(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
-from credit_bot.sandbox import Sandbox
+from harness.sandbox import Sandbox
 
 CHANNEL = "C0CREDITTEST"
 PARENT_TS = "1764000000.000100"  # seeded thread parent with one reply

@@ -14,7 +14,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from credit_bot.sandbox import Sandbox, SandboxClient
+from harness.sandbox import Sandbox, SandboxClient
 
 CHANNEL = "C0CREDITTEST"
 PARENT_TS = "1764000200.000300"  # "Credit request for Beta, link to follow" in basic.json

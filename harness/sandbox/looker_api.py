@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from credit_bot.sandbox.faults import Fault
-from credit_bot.sandbox.scenario import LookerScenario
-from credit_bot.sandbox.wire import Reply, bearer_token
+from harness.sandbox.faults import Fault
+from harness.sandbox.scenario import LookerScenario
+from harness.sandbox.wire import Reply, bearer_token
 
 # Real Looker points at ".../looker/docs/r/err/4.0/404/..."; looker_sdk's ErrorDocHelper then downloads an
 # error-code index from Looker's CDN. A URL outside that pattern keeps the SDK (and tests) off the network.

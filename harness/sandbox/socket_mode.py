@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from websockets.asyncio.server import Server, ServerConnection
     from websockets.http11 import Request, Response
 
-    from credit_bot.sandbox.scenario import SlackScenario
+    from harness.sandbox.scenario import SlackScenario
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ identical rows, so realistic event volumes stay a few lines long. Other seed key
 ``build(path)`` is deterministic (same seed, same table contents, same row order) and replaces the file
 atomically, so a notebook reading the old file never sees a half-written one.
 
-CLI: ``python -m credit_bot.sample_warehouse [PATH]`` (default ``include/warehouse/sample.duckdb``).
+CLI: ``python -m harness.sample_warehouse [PATH]`` (default ``include/warehouse/sample.duckdb``).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# plugins/credit_bot/sample_warehouse.py -> repository root is two levels above the package.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SEED_PATH = REPO_ROOT / "include" / "warehouse" / "seed.json"
-DEFAULT_PATH = REPO_ROOT / "include" / "warehouse" / "sample.duckdb"
+from harness import PROJECT_ROOT
+
+SEED_PATH = PROJECT_ROOT / "include" / "warehouse" / "seed.json"
+DEFAULT_PATH = PROJECT_ROOT / "include" / "warehouse" / "sample.duckdb"
 
 # Table -> ordered (column, DuckDB type). Money is DECIMAL, never a float, so sums are exact.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -157,7 +157,7 @@ def _remove(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: build the warehouse and print its path."""
     parser = argparse.ArgumentParser(
-        prog="python -m credit_bot.sample_warehouse", description=__doc__.splitlines()[0]
+        prog="python -m harness.sample_warehouse", description=__doc__.splitlines()[0]
     )
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH, help=f"default: {DEFAULT_PATH}")
     parser.add_argument("--seed", type=Path, default=SEED_PATH, help=f"default: {SEED_PATH}")

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from credit_bot.sandbox.faults import Fault
-from credit_bot.sandbox.scenario import SlackScenario
-from credit_bot.sandbox.wire import Reply, as_bool, bearer_token
+from harness.sandbox.faults import Fault
+from harness.sandbox.scenario import SlackScenario
+from harness.sandbox.wire import Reply, as_bool, bearer_token
 
 # Slack documents 1000 as the hard maximum; history defaults to 100, replies to 1000.
 _MAX_LIMIT = 1000

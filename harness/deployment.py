@@ -8,7 +8,7 @@ component processes, which can be killed and restarted) and, on exit, stops ever
 drops the database. The deployment test, the benchmark and browser tests share it.
 
 Connections and the settings Variable reach the components as environment variables, as in
-production (``credit_bot.local.LocalStack.environment()`` builds them for the sandbox).
+production (``harness.local.LocalStack.environment()`` builds them for the sandbox).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from credit_bot.settings import PROJECT_ROOT
+from harness import PROJECT_ROOT
 
 if TYPE_CHECKING:
     import httpx

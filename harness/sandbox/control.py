@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from credit_bot.sandbox.wire import Reply
+from harness.sandbox.wire import Reply
 
 if TYPE_CHECKING:
-    from credit_bot.sandbox.app import Sandbox
+    from harness.sandbox.app import Sandbox
 
 _ADD_MESSAGE_KEYS = ("channel", "text", "user", "ts", "thread_ts", "subtype", "bot_id")
 

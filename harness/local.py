@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from credit_bot.settings import PROJECT_ROOT, SETTINGS_VARIABLE
+from credit_bot.settings import SETTINGS_VARIABLE
+from harness import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-    from credit_bot.sandbox import Sandbox
+    from harness.sandbox import Sandbox
 
 DEMO_SCENARIO = PROJECT_ROOT / "include" / "sandbox" / "scenarios" / "demo.json"
 DEMO_REQUESTS = PROJECT_ROOT / "include" / "sandbox" / "demo_requests.json"
@@ -105,8 +106,8 @@ def local_stack(
     ``scenario`` is a scenario file, or its parsed JSON (relative ``sql_file`` paths then resolve
     against the demo scenario's folder).
     """
-    from credit_bot.sample_warehouse import build
-    from credit_bot.sandbox import Sandbox
+    from harness.sample_warehouse import build
+    from harness.sandbox import Sandbox
 
     if not warehouse.exists():
         build(warehouse)

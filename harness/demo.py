@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from credit_bot.local import DEMO_REQUESTS, load_dag, local_stack
-from credit_bot.settings import PROJECT_ROOT
+from harness import PROJECT_ROOT
+from harness.local import DEMO_REQUESTS, load_dag, local_stack
 
 
 def main() -> int:

@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from credit_bot.sandbox.faults import Fault, FaultInjector
-from credit_bot.sandbox.looker_api import NOT_FOUND_MESSAGE, LookerApi, looker_error
-from credit_bot.sandbox.recorder import CallLog
-from credit_bot.sandbox.slack_api import SlackApi
-from credit_bot.sandbox.wire import Reply
+from harness.sandbox.faults import Fault, FaultInjector
+from harness.sandbox.looker_api import NOT_FOUND_MESSAGE, LookerApi, looker_error
+from harness.sandbox.recorder import CallLog
+from harness.sandbox.slack_api import SlackApi
+from harness.sandbox.wire import Reply
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from credit_bot.sandbox.control import handle_control
-from credit_bot.sandbox.faults import FaultInjector
-from credit_bot.sandbox.looker_api import LookerApi
-from credit_bot.sandbox.recorder import CallLog
-from credit_bot.sandbox.scenario import Scenario
-from credit_bot.sandbox.server import SandboxServer
-from credit_bot.sandbox.slack_api import SlackApi
-from credit_bot.sandbox.socket_mode import SocketMode
-from credit_bot.sandbox.wire import Reply
+from harness.sandbox.control import handle_control
+from harness.sandbox.faults import FaultInjector
+from harness.sandbox.looker_api import LookerApi
+from harness.sandbox.recorder import CallLog
+from harness.sandbox.scenario import Scenario
+from harness.sandbox.server import SandboxServer
+from harness.sandbox.slack_api import SlackApi
+from harness.sandbox.socket_mode import SocketMode
+from harness.sandbox.wire import Reply
 
 HOST = "127.0.0.1"  # loopback only: the sandbox accepts fake credentials and must never be reachable
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m credit_bot.sandbox --scenario PATH [--port 8765]`; serves until Ctrl-C/SIGTERM."""
+"""Command line: `python -m harness.sandbox --scenario PATH [--port 8765]`; serves until Ctrl-C/SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import sys
 import threading
 from types import FrameType
 
-from credit_bot.sandbox.app import Sandbox
-from credit_bot.sandbox.scenario import ScenarioError
+from harness.sandbox.app import Sandbox
+from harness.sandbox.scenario import ScenarioError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, start the sandbox, print its base URLs, and wait for a stop signal."""
-    parser = argparse.ArgumentParser(prog="python -m credit_bot.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m harness.sandbox", description=__doc__)
     parser.add_argument("--scenario", required=True, help="scenario JSON file")
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free port)")
     args = parser.parse_args(argv)
