@@ -1,0 +1,155 @@
+"""What ``post_results`` says in Slack for a request: replies, operator DMs and reactions, each once.
+
+Every reply and DM carries message metadata naming its request; before posting, a posting marker
+Variable (and, after a crash, the thread itself) says whether it was already sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from credit_bot import ledger, replies
+from credit_bot.settings import Settings
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+log = logging.getLogger(__name__)
+
+
+class SlackSide:
+    """What post_results says in Slack: replies, operator DMs and status reactions, each at most once.
+
+    Clients are made on first use: a reading one, and a posting one that never resends blind
+    (see ``slack.slack_hook``). The bot's user id, to recognise its own earlier messages, is asked
+    (``auth.test``) only when an earlier message must be looked for.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._bot_user_id: str | None = None
+        self._clients: tuple[WebClient, WebClient] | None = None
+        self.markers: list[str] = []  # posting markers this request used; record_ledger drops them
+
+    @property
+    def reader(self) -> WebClient:
+        return self._both()[0]
+
+    @property
+    def poster(self) -> WebClient:
+        return self._both()[1]
+
+    @property
+    def bot_user_id(self) -> str:
+        if self._bot_user_id is None:
+            self._bot_user_id = self.reader.auth_test()["user_id"]
+        return self._bot_user_id
+
+    def _both(self) -> tuple[WebClient, WebClient]:
+        from credit_bot import slack
+
+        if self._clients is None:
+            self._clients = (slack.slack_hook().client, slack.slack_hook(for_posting=True).client)
+        return self._clients
+
+    def reply(
+        self, request: dict[str, Any], text: str, event_type: str, payload: dict[str, Any]
+    ) -> str | None:
+        """Post ``text`` in the request's thread once: an earlier reply of the same kind is reused."""
+        from credit_bot import slack
+
+        if self.settings.dry_run:
+            log.info("DRY RUN: would reply in thread %s of %s: %s", request["ts"], request["channel"], text)
+            if self.settings.dry_run_preview:
+                self._dm_operators(
+                    request,
+                    replies.dry_run_preview(text, self._permalink(request)),
+                    state=f"preview:{event_type}",
+                )
+            return None
+        from airflow.sdk import Variable
+
+        marker = ledger.post_marker(request["channel"], request["ts"], event_type)
+        self.markers.append(marker)
+        mark = Variable.get(marker, default=None)
+        if mark and mark.startswith(ledger.POSTED):
+            log.info("already replied in this thread (%s); not posting again", mark)
+            return mark.removeprefix(ledger.POSTED)
+        if mark == ledger.POSTING or request.get("forced") or request.get("reason") == "retry":
+            # An earlier try may have posted and died before it could say so: look in the thread.
+            earlier = slack.find_own(
+                slack.replies(self.reader, request["channel"], request["ts"]),
+                bot_user_id=self.bot_user_id,
+                event_type=event_type,
+                request_ts=request["ts"],
+            )
+            if earlier:
+                log.info("already replied in this thread at %s; not posting again", earlier["ts"])
+                Variable.set(marker, ledger.POSTED + earlier["ts"])
+                return earlier["ts"]
+        Variable.set(marker, ledger.POSTING)
+        reply_ts = slack.post(
+            self.poster,
+            channel=request["channel"],
+            thread_ts=request["ts"],
+            text=text,
+            event_type=event_type,
+            payload=payload,
+        )
+        Variable.set(marker, ledger.POSTED + reply_ts)
+        log.info("replied in thread %s: %s", request["ts"], text)
+        return reply_ts
+
+    def tell_operators(
+        self,
+        request: dict[str, Any],
+        decision: dict[str, Any],
+        log_url: str | None,
+        *,
+        state: str,
+        next_step: str,
+    ) -> None:
+        """DM every operator once per request and state (retrying, escalated); logged in dry-run."""
+        if self.settings.dry_run:
+            who = ", ".join(self.settings.operators) or "nobody (no operators configured)"
+            log.info("DRY RUN: would DM %s (%s): %s", who, state, decision["error"])
+            return
+        text = replies.operator_dm(
+            problem=decision["error"],
+            permalink=self._permalink(request),
+            channel=request["channel"],
+            ts=request["ts"],
+            log_url=log_url,
+            next_step=next_step,
+            links=decision.get("links"),
+            notebooks=decision.get("notebooks"),
+        )
+        self._dm_operators(request, text, state=state)
+
+    def _dm_operators(self, request: dict[str, Any], text: str, *, state: str) -> None:
+        from credit_bot import slack
+
+        for operator in self.settings.operators:
+            slack.direct_message(
+                self.reader,
+                self.poster,
+                operator,
+                text,
+                bot_user_id=self.bot_user_id,
+                event_type=replies.ESCALATION_EVENT_TYPE,
+                payload={"channel": request["channel"], "request_ts": request["ts"], "state": state},
+                since_ts=request["ts"],
+            )
+
+    def _permalink(self, request: dict[str, Any]) -> str | None:
+        from credit_bot import slack
+
+        return slack.permalink(self.reader, request["channel"], request["ts"])
+
+    def react(self, request: dict[str, Any], name: str) -> None:
+        """A status reaction on the request post (live, or in dry-run when asked); never fails the task."""
+        from credit_bot import slack
+
+        if name and (not self.settings.dry_run or self.settings.reactions_in_dry_run):
+            slack.react(self.reader, request["channel"], request["ts"], name)
