@@ -73,7 +73,7 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 
 lock: $(VENV)/.installed
-	$(BIN)/uv pip compile --quiet --no-header --python-version 3.11 \
+	$(BIN)/uv pip compile --quiet --no-header --universal --python-version 3.11 \
 		requirements.txt requirements-dev.txt -o requirements.lock
 
 clean:
