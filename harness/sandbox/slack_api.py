@@ -22,9 +22,10 @@ _HISTORY_DEFAULT_LIMIT = 100
 _REPLIES_DEFAULT_LIMIT = 1000
 
 # The bot-token scopes each emulated method needs (any one of them), from each method's page on
-# docs.slack.dev; history and replies depend on the conversation (see _history_scope).
+# docs.slack.dev; history and replies depend on the conversation (see _needed_scopes).
+# conversations.info (channels:read …) is left unchecked: the bot never calls it, and the default
+# scope set is the one README asks an installer for.
 _METHOD_SCOPES: dict[str, tuple[str, ...]] = {
-    "conversations.info": ("channels:read", "groups:read", "im:read", "mpim:read"),
     "conversations.open": ("im:write", "mpim:write", "channels:manage", "groups:write"),
     "chat.postMessage": ("chat:write",),
     "reactions.add": ("reactions:write",),
