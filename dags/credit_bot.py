@@ -179,7 +179,7 @@ def credit_bot():
         steps.set_run_note(ti.dag_id, ti.run_id, recorded["summary"])
         return recorded
 
-    @task(retries=0)
+    @task
     def report_failures(recorded: dict) -> None:
         """Red = a request's task failed, or an operator DM could not be sent (the ledger is written).
 

@@ -129,6 +129,7 @@ class SlackSide:
             next_step=next_step,
             links=decision.get("links"),
             notebooks=decision.get("notebooks"),
+            requester=request.get("user"),
         )
         self._dm_operators(request, text, state=state)
 

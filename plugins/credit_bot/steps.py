@@ -458,6 +458,7 @@ def _carry_out(
         "attempts": request["attempt"],
         "forced": request.get("forced", False),
         "links": decision.get("links", []),
+        "requester": request.get("user", ""),  # the form's named person for a workflow post
     }
     action = decision["action"]
     if action == "ignore":

@@ -110,6 +110,7 @@ def test_workflow_app_and_forwarded_posts_in_one_run(dag, stack):
     assert thread_posts(stack, with_unfurl) == [ANSWER_907]  # the preview did not count the link twice
     assert stack.sandbox.dms() == []
     assert ledger_entry(form)["outcome"] == "answered"
+    assert ledger_entry(form)["requester"] == "U0ANALYST"
     assert ledger_entry(form_no_link)["outcome"] == "link_requested"
     assert ledger_entry(with_unfurl)["links"] == [look_907]
     with pytest.raises(KeyError):
@@ -201,6 +202,7 @@ def test_operator_who_cannot_be_dmed_is_told_in_the_alert_channel_and_the_run_fa
     assert thread_posts(stack, negative) == []
     [dm] = stack.sandbox.dms(DEMO_OPERATOR)[:1]
     assert "negative" in dm["text"]
+    assert "• Requested by: <@U0REQUESTER>" in dm["text"]
     alert_posts = [p["text"] for p in stack.sandbox.posts(ALERTS)]
     [fallback] = [t for t in alert_posts if "could not DM" in t]
     assert f"{GONE} (user_disabled)" in fallback
