@@ -558,7 +558,7 @@ def notebook_floor(stack: Any, requests: int, workdir: Path, sample: int) -> dic
     """
     import papermill
 
-    from credit_bot.notebooks import prompt_kernel_shutdown
+    from credit_bot.notebooks import kernel_launch_defaults
 
     count = min(requests, sample)
     out_dir = workdir / f"floor-{requests}"
@@ -567,7 +567,7 @@ def notebook_floor(stack: Any, requests: int, workdir: Path, sample: int) -> dic
     started = time.perf_counter()
     # The kernels get the shutdown wait the bot's notebook task gives them: the floor measures the
     # notebooks, not ipykernel's occasional 3-s hang at exit (credit_bot.notebooks).
-    with watchdog(f"papermill floor of {count} notebook(s)", run_limit(count)), prompt_kernel_shutdown():
+    with watchdog(f"papermill floor of {count} notebook(s)", run_limit(count)), kernel_launch_defaults():
         for i in range(count):
             papermill.execute_notebook(
                 str(NOTEBOOK),

@@ -13,60 +13,112 @@ import logging
 import os
 import sys
 import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from harness import PROJECT_ROOT
 from harness.local import DEMO_REQUESTS, load_dag, local_stack
 
+# Where the demo keeps what it wrote; CREDIT_BOT_DEMO_OUTPUT moves it (the test of the demo does).
+OUTPUT = Path(os.environ.get("CREDIT_BOT_DEMO_OUTPUT", PROJECT_ROOT / "output"))
+LOG_FILE = OUTPUT / "demo.log"
+
+
+@contextmanager
+def console_apart(log_file: Path) -> Iterator[TextIO]:
+    """Everything written to stdout/stderr in the block — Airflow's and papermill's logs, warnings, and
+    the notebook kernels' output (child processes inherit the file descriptors) — goes to ``log_file``;
+    the stream yielded is the console, for what the person who typed ``make demo`` came to read."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(1), "w", buffering=1)
+    with log_file.open("w") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield console
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            console.close()
+
 
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING)
+    with console_apart(LOG_FILE) as console:
+        try:
+            return _demo(console)
+        except Exception:
+            # The demo itself broke: this traceback is for the person, not only the log.
+            console.write(traceback.format_exc())
+            console.write(f"The demo failed; the full log is {LOG_FILE}\n")
+            return 1
+
+
+def _demo(console: TextIO) -> int:
+    def say(line: str = "") -> None:
+        print(line, file=console, flush=True)
+
+    logging.basicConfig(level=logging.INFO)
     # The demo's one failing request is retried within the run; no need to wait the default 30 s.
     os.environ.setdefault("CREDIT_BOT_RETRY_DELAY_SECONDS", "2")
-    # Airflow is imported after this line: keep its per-task chatter out of the summary.
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     demo = json.loads(DEMO_REQUESTS.read_text())
-    output_dir = PROJECT_ROOT / "output" / "notebooks"
+    output_dir = OUTPUT / "notebooks"
+    say("[1/5] starting the Slack/Looker sandbox and the sample warehouse …")
     with local_stack(output_dir) as stack:
         sandbox = stack.sandbox
+        say(f"      sandbox at {sandbox.url}, warehouse {stack.warehouse.relative_to(PROJECT_ROOT)}")
         posted = []
         for item in demo["requests"]:
             extra = {"subtype": item["subtype"]} if item.get("subtype") else {}
             ts = sandbox.add_message(demo["channel"], item["text"], user=item["user"], **extra)
             posted.append((ts, item))
+        say(f"[2/5] {len(posted)} sample requests posted to #credit_memo_testing")
         dag = load_dag()
-        print(f"Sandbox at {sandbox.url}; {len(posted)} messages posted to #credit_memo_testing.")
-        print("Running the credit_bot DAG twice (dag.test(), live against the sandbox) …", flush=True)
+        say("[3/5] first run of the credit_bot DAG (dag.test(), live against the sandbox) …")
         started = time.monotonic()
         first = dag.test()
         first_wall = time.monotonic() - started
         calls_first = len(sandbox.calls())
+        say(f"      {first.state} in {first_wall:.1f} s")
+        say("[4/5] second run: nothing should be answered again …")
         started = time.monotonic()
         second = dag.test()
         second_wall = time.monotonic() - started
+        say(f"      {second.state} in {second_wall:.1f} s")
+        say("[5/5] what CreditBot did")
         replies = {p.get("thread_ts"): p for p in sandbox.posts(demo["channel"])}
         dms = sandbox.dms()
-        print()
-        print(f"{'request':<62} what CreditBot did")
-        print("-" * 120)
+        say()
+        say(f"{'request':<62} what CreditBot did")
+        say("-" * 120)
         for ts, item in posted:
             first_line = item["text"].splitlines()[0][:60]
             reply = replies.get(ts)
             did = f"replied in thread: {reply['text'][:80]}" if reply else "no reply"
-            print(f"{first_line:<62} {did}")
-            print(f"{'':<62} expected: {item['expect'][:80]}")
-        print("-" * 120)
-        print(f"Operator DMs: {len(dms)}")
+            say(f"{first_line:<62} {did}")
+            say(f"{'':<62} expected: {item['expect'][:80]}")
+        say("-" * 120)
+        say(f"Operator DMs: {len(dms)}")
         for dm in dms:
             # Whole: a DM is a few short lines, and a cut-off log URL would send a reader nowhere.
-            print("  " + dm["text"].replace("\n", "\n  "))
+            say("  " + dm["text"].replace("\n", "\n  "))
         posts_total = len(sandbox.posts(demo["channel"]))
-        print(
+        say(
             f"First run: {first.state}, {first_wall:.1f} s, {calls_first} API calls. "
             f"Second run: {second.state}, {second_wall:.1f} s, thread replies in total: {posts_total} "
             "(the second run answered nothing again)."
         )
-        print(f"Executed notebooks: {Path(stack.output_dir)}")
+        say(f"Executed notebooks: {Path(stack.output_dir)}")
+        say(f"Airflow's, papermill's and the kernels' logs: {LOG_FILE}")
     return 0 if str(first.state) == "success" and str(second.state) == "success" else 1
 
 

@@ -22,8 +22,8 @@ from credit_bot.notebooks import (
     NotebookResult,
     NotebookResultError,
     instrumented_copy,
+    kernel_launch_defaults,
     output_path,
-    prompt_kernel_shutdown,
     read_result,
     validate_credit,
 )
@@ -38,6 +38,7 @@ def _write(path: Path, *sources: str) -> Path:
 
 
 def _run(tmp_path: Path, *sources: str) -> str:
+    tmp_path.mkdir(exist_ok=True)
     source = _write(tmp_path / "credit.ipynb", *sources)
     output = tmp_path / "out" / "credit.out.ipynb"
     output.parent.mkdir()
@@ -284,15 +285,29 @@ def test_output_path(output_dir: str, run_id: str, expected: str) -> None:
     assert path.count("/") == expected.count("/")  # the run id never adds a directory level
 
 
-def test_prompt_kernel_shutdown_applies_to_kernels_started_inside_only() -> None:
+def test_kernel_launch_defaults_apply_to_kernels_started_inside_only() -> None:
     from jupyter_client.manager import AsyncKernelManager, KernelManager
 
     default = KernelManager().shutdown_wait_time
-    with prompt_kernel_shutdown():
+    with kernel_launch_defaults():
         # papermill's kernels are AsyncKernelManagers, created after the block is entered
         assert AsyncKernelManager().shutdown_wait_time == KERNEL_SHUTDOWN_WAIT_S
+        assert AsyncKernelManager().transport == "ipc"
     assert default > KERNEL_SHUTDOWN_WAIT_S
     assert AsyncKernelManager().shutdown_wait_time == default
-    with pytest.raises(RuntimeError), prompt_kernel_shutdown(0.3):
+    assert AsyncKernelManager().transport == "tcp"
+    with pytest.raises(RuntimeError), kernel_launch_defaults(0.3):
         raise RuntimeError("a failed notebook")
     assert KernelManager().shutdown_wait_time == default
+
+
+@pytest.mark.integration
+def test_kernels_run_over_ipc_without_the_plain_text_warning(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The kernel's stderr is the task log's: over TCP ipykernel warns there at every start."""
+    _run(tmp_path / "tcp", "credit_amount = 1")
+    assert "without encryption" in capfd.readouterr().err  # what the test would catch
+    with kernel_launch_defaults():
+        _run(tmp_path / "ipc", "credit_amount = 1")
+    assert "without encryption" not in capfd.readouterr().err

@@ -10,7 +10,8 @@
   variable (never as a notebook parameter, so it is not written into the executed notebook);
 * the executed notebook is checked for the connection's secrets, which are scrubbed if a cell
   printed them, and the task then fails loudly;
-* the kernel gets :data:`KERNEL_SHUTDOWN_WAIT_S` to exit once the notebook has run, not 5 s.
+* the kernel talks over IPC, not TCP, and gets :data:`KERNEL_SHUTDOWN_WAIT_S` to exit once the
+  notebook has run, not 5 s.
 """
 
 from __future__ import annotations
@@ -106,17 +107,25 @@ class _Redact(logging.Filter):
 
 
 @contextmanager
-def prompt_kernel_shutdown(wait_s: float = KERNEL_SHUTDOWN_WAIT_S) -> Iterator[None]:
-    """Kernels started in this block get ``wait_s`` to shut down (papermill takes no such option)."""
+def kernel_launch_defaults(wait_s: float = KERNEL_SHUTDOWN_WAIT_S) -> Iterator[None]:
+    """Kernels started in this block talk over IPC and get ``wait_s`` to shut down.
+
+    IPC (Unix sockets in Jupyter's runtime dir, owner-only) instead of TCP on loopback: no port another
+    local user could connect to, and none of ipykernel's "running over TCP without encryption" warning
+    in every task log. papermill takes neither option, so the kernel manager's trait defaults are
+    set for the block (the class's traits: their defaults, not an instance's values) and restored.
+    """
     from jupyter_client.manager import KernelManager
 
-    trait = KernelManager.shutdown_wait_time  # the class's trait: its default, not an instance value
-    saved = trait.default_value
-    trait.default_value = wait_s
+    traits = {KernelManager.shutdown_wait_time: wait_s, KernelManager.transport: "ipc"}
+    saved = {trait: trait.default_value for trait in traits}
+    for trait, value in traits.items():
+        trait.default_value = value
     try:
         yield
     finally:
-        trait.default_value = saved
+        for trait, value in saved.items():
+            trait.default_value = value
 
 
 @contextmanager
@@ -288,7 +297,7 @@ class CreditNotebookOperator(BaseOperator):
         with (
             self._kernel_environment(secrets),
             _redacted(logging.getLogger("papermill"), secrets),
-            prompt_kernel_shutdown(),
+            kernel_launch_defaults(),
         ):
             try:
                 # The sentinel tells Airflow's ExecutorSafeguard this nested execute() is deliberate.
