@@ -14,42 +14,16 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
 from harness import PROJECT_ROOT
+from harness.console import console_apart
 from harness.local import DEMO_REQUESTS, load_dag, local_stack
 
 # Where the demo keeps what it wrote; CREDIT_BOT_DEMO_OUTPUT moves it (the test of the demo does).
 OUTPUT = Path(os.environ.get("CREDIT_BOT_DEMO_OUTPUT", PROJECT_ROOT / "output"))
 LOG_FILE = OUTPUT / "demo.log"
-
-
-@contextmanager
-def console_apart(log_file: Path) -> Iterator[TextIO]:
-    """Everything written to stdout/stderr in the block — Airflow's and papermill's logs, warnings, and
-    the notebook kernels' output (child processes inherit the file descriptors) — goes to ``log_file``;
-    the stream yielded is the console, for what the person who typed ``make demo`` came to read."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    console = os.fdopen(os.dup(1), "w", buffering=1)
-    with log_file.open("w") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield console
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            console.close()
 
 
 def main() -> int:
