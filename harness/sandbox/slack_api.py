@@ -390,7 +390,7 @@ class SlackApi:
             "app_id": s.app_id,
             "text": text or "",
             "team": s.team_id,
-            "bot_profile": {"id": s.bot_id, "app_id": s.app_id, "name": s.bot_name, "team_id": s.team_id},
+            "bot_profile": self._bot_profile(),
             "thread_ts": thread_ts,
             "metadata": metadata,
             "blocks": params.get("blocks"),
@@ -411,6 +411,20 @@ class SlackApi:
             }
         )
         return {"channel": ch.id, "ts": ts, "message": self._render(ch, msg, include_metadata=True)}
+
+    def _bot_profile(self) -> dict[str, Any]:
+        """The app's bot profile as messages carry it; Slack's spec requires every one of these fields."""
+        s = self.scenario
+        icon = "https://a.slack-edge.com/80588/img/plugins/app/bot_{}.png"
+        return {
+            "id": s.bot_id,
+            "deleted": False,
+            "name": s.bot_name,
+            "updated": 1700000000,
+            "app_id": s.app_id,
+            "icons": {f"image_{size}": icon.format(size) for size in (36, 48, 72)},
+            "team_id": s.team_id,
+        }
 
     def _connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         if self.open_socket_url is None:
@@ -581,7 +595,8 @@ class SlackApi:
         try:
             limit = int(params.get("limit") or default_limit)
         except (TypeError, ValueError) as exc:
-            raise SlackError("invalid_limit") from exc
+            # Slack documents no invalid_limit; a malformed argument is its generic invalid_arguments.
+            raise SlackError("invalid_arguments") from exc
         limit = min(limit if limit > 0 else default_limit, _MAX_LIMIT)
         if self.scenario.max_page_size:
             limit = min(limit, int(self.scenario.max_page_size))
