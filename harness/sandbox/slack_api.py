@@ -376,10 +376,16 @@ class SlackApi:
         thread_ts = params.get("thread_ts") or None
         if thread_ts is not None:
             parent = ch.messages.get(str(thread_ts))
-            if parent is None:
-                raise SlackError("thread_not_found")
+            # Slack documents no error for a reply to a missing (e.g. just deleted) parent: the post
+            # succeeds, un-threaded, as a top-level message without thread_ts (slack-go/slack issue
+            # 1571 reports this from production). A caller sees it only in the answer's message.
             # Replying to a reply threads under the same parent, as Slack does.
-            thread_ts = parent["thread_ts"] if _is_reply(parent) else parent["ts"]
+            if parent is None:
+                thread_ts = None
+            elif _is_reply(parent):
+                thread_ts = parent["thread_ts"]
+            else:
+                thread_ts = parent["ts"]
         metadata = self._metadata_param(params.get("metadata"))
         s = self.scenario
         ts = self._clock.next()

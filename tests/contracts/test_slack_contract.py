@@ -218,6 +218,11 @@ CASES = [
         "chat.postMessage",
         lambda ts: {"channel": CHANNEL, "thread_ts": ts["parent"], **POST_AS_BOT},
     ),
+    Case(
+        "post-reply-to-missing-parent",
+        "chat.postMessage",
+        lambda ts: {"channel": CHANNEL, "thread_ts": "1700000000.999999", "text": "x"},
+    ),
     Case("post-dm", "chat.postMessage", lambda ts: {"channel": "U0OPERATOR", "text": "escalated"}),
     Case("post-no-text", "chat.postMessage", lambda ts: {"channel": CHANNEL}, error="no_text"),
     Case(
