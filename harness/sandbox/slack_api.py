@@ -119,6 +119,7 @@ class SlackApi:
             "conversations.open": self._open,
             "chat.postMessage": self._post_message,
             "chat.getPermalink": self._permalink,
+            "chat.delete": self._chat_delete,
             "reactions.add": self._reactions_add,
             "apps.connections.open": self._connections_open,
         }
@@ -417,6 +418,16 @@ class SlackApi:
             }
         )
         return {"channel": ch.id, "ts": ts, "message": self._render(ch, msg, include_metadata=True)}
+
+    def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_param(params)
+        ts = str(params.get("ts") or "")
+        msg = self._message(ch, ts)
+        if msg.get("user") != self.scenario.bot_user_id:
+            # A bot token deletes only the app's own messages.
+            raise SlackError("cant_delete_message")
+        self.delete_message(ch.id, ts)
+        return {"channel": ch.id, "ts": ts}
 
     def _bot_profile(self) -> dict[str, Any]:
         """The app's bot profile as messages carry it; Slack's spec requires every one of these fields."""

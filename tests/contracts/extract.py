@@ -53,6 +53,7 @@ SLACK_METHODS = [
     "conversations.open",
     "chat.postMessage",
     "chat.getPermalink",
+    "chat.delete",
     "reactions.add",
 ]
 

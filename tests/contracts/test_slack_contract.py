@@ -252,6 +252,19 @@ CASES = [
         lambda ts: {"channel": CHANNEL, "message_ts": "1.000001"},
         error="message_not_found",
     ),
+    Case("delete-own", "chat.delete", lambda ts: {"channel": CHANNEL, "ts": ts["own"]}),
+    Case(
+        "delete-others",
+        "chat.delete",
+        lambda ts: {"channel": CHANNEL, "ts": ts["edited"]},
+        error="cant_delete_message",
+    ),
+    Case(
+        "delete-missing",
+        "chat.delete",
+        lambda ts: {"channel": CHANNEL, "ts": "1.000001"},
+        error="message_not_found",
+    ),
     Case(
         "react", "reactions.add", lambda ts: {"channel": CHANNEL, "timestamp": ts["edited"], "name": "eyes"}
     ),
@@ -286,6 +299,9 @@ def seeded() -> Iterator[tuple[Sandbox, dict[str, str]]]:
         # The bot's own reply and reaction, so history and replies show metadata and reactions.
         api(sb, "chat.postMessage", channel=CHANNEL, thread_ts=ts["edited"], **POST_AS_BOT)
         api(sb, "reactions.add", channel=CHANNEL, timestamp=ts["edited"], name="white_check_mark")
+        ts["own"] = api(sb, "chat.postMessage", channel=CHANNEL, text="a stray post, deleted by a case")[1][
+            "ts"
+        ]
         yield sb, ts
 
 
