@@ -72,6 +72,18 @@ def _run(tmp_path: Path, *sources: str) -> str:
         pytest.param(
             ("import numpy as np\ncredit_amount = np.float64(4948.8)",), "4948.8", None, id="numpy-float64"
         ),
+        pytest.param(
+            ("import pandas as pd\ncredit_amount = pd.DataFrame({'credit': [120, 35]})['credit'].sum()",),
+            "155",
+            None,
+            id="numpy-int64-from-pandas",
+        ),
+        pytest.param(
+            ("import pandas as pd\ncredit_amount = pd.Series([179.73000000000002])",),
+            "179.73000000000002",
+            None,
+            id="one-element-series",
+        ),
     ],
 )
 def test_executed_notebook_result(
@@ -87,6 +99,13 @@ def test_executed_notebook_result(
 def test_executed_notebook_without_credit_amount(tmp_path: Path) -> None:
     output = _run(tmp_path, "fraud_spend = 10")
     with pytest.raises(NotebookResultError, match="did not set credit_amount"):
+        read_result(output)
+
+
+@pytest.mark.integration
+def test_executed_notebook_dataframe_is_named(tmp_path: Path) -> None:
+    output = _run(tmp_path, "import pandas as pd\ncredit_amount = pd.DataFrame({'credit': [1.5, 2.5]})")
+    with pytest.raises(InvalidAmount, match=r"credit_amount is a pandas\.DataFrame \(2 rows x 1 columns\)"):
         read_result(output)
 
 
