@@ -279,7 +279,13 @@ class WarehouseServer:
             # Handshake in the handler thread (first read), so a silent client cannot stall accept().
             httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name="warehouse-server", daemon=True)
+        self._thread = threading.Thread(
+            # A short poll: stop() (shutdown) waits for the loop to notice, up to this long.
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="warehouse-server",
+            daemon=True,
+        )
         self._thread.start()
         log.info("Warehouse sandbox (%s) on %s", self.dialect.name, self.url)
         return self
