@@ -127,14 +127,16 @@ def local_stack(
     ``scenario`` is a scenario file, or its parsed JSON (relative ``sql_file`` paths then resolve
     against the demo scenario's folder). ``warehouse_protocol``: ``duckdb``, ``trino`` or ``presto``.
     """
-    from harness.sample_warehouse import build
+    from harness.sample_warehouse import SEED_PATH, build
     from harness.sandbox import Sandbox
 
     if warehouse_protocol not in WAREHOUSE_PROTOCOLS:
         raise ValueError(
             f"warehouse protocol must be one of {', '.join(WAREHOUSE_PROTOCOLS)}, got {warehouse_protocol!r}"
         )
-    if not warehouse.exists():
+    # Rebuilt when the seed changed since: a file from an older seed gives other answers (the seed's
+    # product_id spelling once changed, and every Verify request then found no Fraud Guard events).
+    if not warehouse.exists() or warehouse.stat().st_mtime < SEED_PATH.stat().st_mtime:
         build(warehouse)
     saved = dict(os.environ)
     if isinstance(scenario, dict):
