@@ -82,3 +82,14 @@ def ledger_entry(ts: str, mode: str = "live") -> dict[str, Any]:
 
     book = json.loads(Variable.get(LEDGER_VARIABLE))
     return book["channels"][CHANNEL][mode]["requests"][ts]
+
+
+def all_xcom_values() -> str:
+    """Every XCom value in the (SQLite) metadata DB, as text: for tests that look for leaked secrets."""
+    import sqlite3
+
+    from airflow.configuration import conf
+
+    db = conf.get("database", "sql_alchemy_conn").removeprefix("sqlite:///")
+    with sqlite3.connect(db) as connection:
+        return "\n".join(str(row[0]) for row in connection.execute("SELECT value FROM xcom"))
