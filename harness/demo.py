@@ -51,7 +51,10 @@ def _demo(console: TextIO) -> int:
     # warehouse through that protocol and its real client, over HTTPS with basic auth.
     with local_stack(output_dir, warehouse_protocol=os.environ.get("WAREHOUSE") or "duckdb") as stack:
         sandbox = stack.sandbox
-        say(f"      sandbox at {sandbox.url}, warehouse {stack.warehouse.relative_to(PROJECT_ROOT)}")
+        warehouse = f"{stack.warehouse.relative_to(PROJECT_ROOT)}"
+        if stack.warehouse_server:
+            warehouse += f" behind {os.environ['WAREHOUSE']} at {stack.warehouse_server.url}"
+        say(f"      sandbox at {sandbox.url}, warehouse {warehouse}")
         posted = []
         for item in demo["requests"]:
             extra = {"subtype": item["subtype"]} if item.get("subtype") else {}
