@@ -13,55 +13,85 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
+from typing import TextIO
 
 from harness import PROJECT_ROOT
+from harness.console import console_apart
 from harness.local import DEMO_REQUESTS, load_dag, local_stack
+
+# Where the demo keeps what it wrote; CREDIT_BOT_DEMO_OUTPUT moves it (the test of the demo does).
+OUTPUT = Path(os.environ.get("CREDIT_BOT_DEMO_OUTPUT", PROJECT_ROOT / "output"))
+LOG_FILE = OUTPUT / "demo.log"
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING)
+    with console_apart(LOG_FILE) as console:
+        try:
+            return _demo(console)
+        except Exception:
+            # The demo itself broke: this traceback is for the person, not only the log.
+            console.write(traceback.format_exc())
+            console.write(f"The demo failed; the full log is {LOG_FILE}\n")
+            return 1
+
+
+def _demo(console: TextIO) -> int:
+    def say(line: str = "") -> None:
+        print(line, file=console, flush=True)
+
+    logging.basicConfig(level=logging.INFO)
     # The demo's one failing request is retried within the run; no need to wait the default 30 s.
     os.environ.setdefault("CREDIT_BOT_RETRY_DELAY_SECONDS", "2")
-    # Airflow is imported after this line: keep its per-task chatter out of the summary.
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     demo = json.loads(DEMO_REQUESTS.read_text())
-    output_dir = PROJECT_ROOT / "output" / "notebooks"
-    with local_stack(output_dir) as stack:
+    output_dir = OUTPUT / "notebooks"
+    say("[1/5] starting the Slack/Looker sandbox and the sample warehouse …")
+    # WAREHOUSE=trino or presto (make demo WAREHOUSE=presto): the notebook then queries the sample
+    # warehouse through that protocol and its real client, over HTTPS with basic auth.
+    with local_stack(output_dir, warehouse_protocol=os.environ.get("WAREHOUSE") or "duckdb") as stack:
         sandbox = stack.sandbox
+        warehouse = f"{stack.warehouse.relative_to(PROJECT_ROOT)}"
+        if stack.warehouse_server:
+            warehouse += f" behind {os.environ['WAREHOUSE']} at {stack.warehouse_server.url}"
+        say(f"      sandbox at {sandbox.url}, warehouse {warehouse}")
         posted = []
         for item in demo["requests"]:
             extra = {"subtype": item["subtype"]} if item.get("subtype") else {}
             ts = sandbox.add_message(demo["channel"], item["text"], user=item["user"], **extra)
             posted.append((ts, item))
+        say(f"[2/5] {len(posted)} sample requests posted to #credit_memo_testing")
         dag = load_dag()
-        print(f"Sandbox at {sandbox.url}; {len(posted)} messages posted to #credit_memo_testing.")
-        print("Running the credit_bot DAG twice (dag.test(), live against the sandbox) …", flush=True)
+        say("[3/5] first run of the credit_bot DAG (dag.test(), live against the sandbox) …")
         started = time.monotonic()
         first = dag.test()
         first_wall = time.monotonic() - started
         calls_first = len(sandbox.calls())
+        say(f"      {first.state} in {first_wall:.1f} s")
+        say("[4/5] second run: nothing should be answered again …")
         started = time.monotonic()
         second = dag.test()
         second_wall = time.monotonic() - started
+        say(f"      {second.state} in {second_wall:.1f} s")
+        say("[5/5] what CreditBot did")
         replies = {p.get("thread_ts"): p for p in sandbox.posts(demo["channel"])}
         dms = sandbox.dms()
-        print()
-        print(f"{'request':<62} what CreditBot did")
-        print("-" * 120)
+        say()
+        say(f"{'request':<62} what CreditBot did")
+        say("-" * 120)
         for ts, item in posted:
             first_line = item["text"].splitlines()[0][:60]
             reply = replies.get(ts)
             did = f"replied in thread: {reply['text'][:80]}" if reply else "no reply"
-            print(f"{first_line:<62} {did}")
-            print(f"{'':<62} expected: {item['expect'][:80]}")
-        print("-" * 120)
-        print(f"Operator DMs: {len(dms)}")
+            say(f"{first_line:<62} {did}")
+            say(f"{'':<62} expected: {item['expect'][:80]}")
+        say("-" * 120)
+        say(f"Operator DMs: {len(dms)}")
         for dm in dms:
             # Whole: a DM is a few short lines, and a cut-off log URL would send a reader nowhere.
-            print("  " + dm["text"].replace("\n", "\n  "))
+            say("  " + dm["text"].replace("\n", "\n  "))
         posts_total = len(sandbox.posts(demo["channel"]))
-        print(
+        say(
             f"First run: {first.state}, {first_wall:.1f} s, {calls_first} API calls. "
             f"Second run: {second.state}, {second_wall:.1f} s, thread replies in total: {posts_total} "
             "(the second run answered nothing again)."
@@ -69,8 +99,9 @@ def main() -> int:
         # A run in which a request's task failed ends failed (report_failures) after its ledger is
         # written: echo's notebook error makes both runs red by design. What must hold is that each
         # reply is the expected one and every run recorded its outcomes.
-        print("(Both runs end failed by design: echo's notebook task fails, and report_failures says so.)")
-        print(f"Executed notebooks: {Path(stack.output_dir)}")
+        say("(Both runs end failed by design: echo's notebook task fails, and report_failures says so.)")
+        say(f"Executed notebooks: {Path(stack.output_dir)}")
+        say(f"Airflow's, papermill's and the kernels' logs: {LOG_FILE}")
         expected_replies = all(
             replies.get(ts, {}).get("text", "").startswith(item["expect"])
             for ts, item in posted

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.credit_bot_bench import HEAVY_MODULES, render
+from bench.environment import HEAVY_MODULES
+from bench.table import render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "result.json"
     # A subprocess: the bench sets up its own AIRFLOW_HOME before it imports Airflow.
     done = subprocess.run(
-        [sys.executable, "-m", "bench.credit_bot_bench", "--quick", "--parse-runs", "1", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--quick", "--parse-runs", "1", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -92,7 +93,7 @@ def test_compare_prints_deltas_against_an_older_result(results):
 
 
 def test_busy_seconds_is_the_union_of_running_intervals():
-    from bench.credit_bot_bench import busy_seconds
+    from bench.measuring import busy_seconds
 
     tis = [
         {"start": 10.0, "end": 12.0},  # two slots overlap from 11 to 12

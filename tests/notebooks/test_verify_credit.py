@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -31,6 +32,8 @@ CONTEXT_MIME = "application/vnd.credit-bot.context+json"
 PROBE_MIME = "application/x-credit-bot-test-probe+json"
 FAKE_PASSWORD = "fake-warehouse-password-for-tests"
 FAKE_EXTRA_SECRET = "fake-extra-token-for-tests"
+FAKE_WRONG_PASSWORD = "fake-wrong-warehouse-password-for-tests"
+SERVER_USER = "analyst"
 PERIOD = (date(2026, 10, 1), date(2026, 11, 1))
 
 
@@ -45,12 +48,21 @@ REQUESTS: dict[str, str] = {
     "verify_cobalt": _sid("c01"),
     "verify_delta": _sid("d01"),
     "verify_echo": _sid("e01"),
+    "verify_golf": _sid("9a01"),
+    "verify_hotel": _sid("9b01"),
 }
-COMPUTED = ["verify_acme", "verify_bolt", "verify_cobalt", "verify_delta"]
+COMPUTED = ["verify_acme", "verify_bolt", "verify_cobalt", "verify_delta", "verify_hotel"]
+# The team's filters (their notebook and their warehouse's spelling).
+VERIFY_PRODUCT_ID = "Verify"
+EXCLUDED_MCCS = {"310", "311", "312", "313", "302"}
 EXPECTED_BLOCK_RATE = {"basic": Fraction(8, 10), "standard": Fraction(9, 10), "max": Fraction(1)}
 
 
 # --- the oracle: the brief's method over the seed rows -------------------------------------------------
+
+
+class NoEvents(Exception):
+    """The oracle's "no Fraud Guard events at all": the brief says the notebook must raise, not return 0."""
 
 
 @dataclass(frozen=True)
@@ -60,14 +72,19 @@ class Expected:
     account_sids: list[str]
     mode_credits: dict[str, Fraction]
     credit: Decimal
+    events: int
+    scanned_events: int
 
 
 def _d(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def expected_credit(seed: dict[str, Any], account_sid: str, start: date, end: date) -> Expected | None:
-    """The team's method, straight from the brief, over seed rows. None when the Looker SQL has no rows."""
+def expected_credit(
+    seed: dict[str, Any], account_sid: str, start: date, end: date, product_id: str = VERIFY_PRODUCT_ID
+) -> Expected | None:
+    """The team's method, straight from the brief, over seed rows. None when the Looker SQL has no rows;
+    NoEvents when there is spend but no Fraud Guard event to base a credit on."""
     items = {item["sid"]: item for item in seed["billable_items"]}
     spend_rows = [
         row
@@ -84,7 +101,11 @@ def expected_credit(seed: dict[str, Any], account_sid: str, start: date, end: da
         account_sid,
         *sorted(a["sid"] for a in seed["rawpii_accounts"] if a["parent_account_sid"] == account_sid),
     ]
-    mccs = {m["mcc"] for m in seed["mcc_country"] if m["two_letter_country_code"] in countries}
+    mccs = {
+        m["mcc"]
+        for m in seed["mcc_country"]
+        if m["two_letter_country_code"] in countries and m["mcc"] not in EXCLUDED_MCCS
+    }
 
     total = scanned = 0
     per_mode = {mode: [0, 0] for mode in EXPECTED_BLOCK_RATE}  # mode -> [scanned, blocked]
@@ -92,7 +113,7 @@ def expected_credit(seed: dict[str, Any], account_sid: str, start: date, end: da
         in_scope = (
             entry["account_sid"] in accounts
             and start <= _d(entry["data_load_date"]) < end
-            and entry["product_id"] == "verify"
+            and entry["product_id"] == product_id
             and entry["channel"] == "sms"
             and entry["mcc"] in mccs
             and entry["reason"] != "duplicate_request_skipped"
@@ -108,7 +129,9 @@ def expected_credit(seed: dict[str, Any], account_sid: str, start: date, end: da
             per_mode[entry["protection_mode"]][0] += entry["count"]
             per_mode[entry["protection_mode"]][1] += entry["count"] if entry["block"] else 0
 
-    scanned_share = Fraction(scanned, total) if total else Fraction(0)
+    if total == 0:
+        raise NoEvents(account_sid)
+    scanned_share = Fraction(scanned, total)
     mode_credits: dict[str, Fraction] = {}
     for mode, (mode_scanned, mode_blocked) in per_mode.items():
         if mode_scanned == 0 or mode_blocked == mode_scanned:
@@ -125,7 +148,7 @@ def expected_credit(seed: dict[str, Any], account_sid: str, start: date, end: da
         credit = (Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(
             Decimal("0.01"), rounding=ROUND_HALF_UP
         )
-    return Expected(fraud_spend, countries, accounts, mode_credits, credit)
+    return Expected(fraud_spend, countries, accounts, mode_credits, credit, total, scanned)
 
 
 # --- running the notebook ------------------------------------------------------------------------------
@@ -161,13 +184,14 @@ def warehouse_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_warehouse.build(tmp_path_factory.mktemp("warehouse") / "sample.duckdb")
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, warehouse_file: Path) -> dict[str, Run]:
-    """Execute the notebook once per sample request; the connection carries fake secrets."""
+def execute_samples(
+    out_dir: Path, conn: dict[str, Any], names: list[str] | None = None
+) -> tuple[dict[str, Run], dict[str, float]]:
+    """Execute the probed notebook once per sample request against ``conn``; also each run's seconds."""
     import nbformat
     import papermill
 
-    out_dir = tmp_path_factory.mktemp("executed")
+    out_dir.mkdir(parents=True, exist_ok=True)
     # A copy of the notebook with one extra cell that reports the `credit_amount` variable itself.
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(
@@ -179,22 +203,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory, warehouse_file: Path) -> dict
     probed = out_dir / "verify_credit_probed.ipynb"
     nbformat.write(notebook, probed)
 
-    conn = {
-        "conn_type": "duckdb",
-        "host": str(warehouse_file),
-        "login": "analyst",
-        "password": FAKE_PASSWORD,
-        "extra": {"token": FAKE_EXTRA_SECRET},
-    }
     results: dict[str, Run] = {}
+    seconds: dict[str, float] = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_CREDIT_WAREHOUSE_DEFAULT", json.dumps(conn))
         mp.setenv(
             "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO / "plugins"), os.environ.get("PYTHONPATH")]))
         )
-        for name in REQUESTS:
+        for name in names or list(REQUESTS):
             output = out_dir / f"{name}.ipynb"
             error: Exception | None = None
+            started = time.perf_counter()
             try:
                 papermill.execute_notebook(
                     str(probed),
@@ -206,11 +225,61 @@ def runs(tmp_path_factory: pytest.TempPathFactory, warehouse_file: Path) -> dict
                 )
             except papermill.PapermillExecutionError as exc:
                 error = exc
+            seconds[name] = time.perf_counter() - started
             contexts = _outputs(output, CONTEXT_MIME)
             probes = _outputs(output, PROBE_MIME)
             results[name] = Run(
                 output, error, contexts[-1] if contexts else None, probes[-1] if probes else None
             )
+    return results, seconds
+
+
+Execution = tuple[dict[str, Run], dict[str, float]]
+ServerExecution = tuple[dict[str, Run], dict[str, float], list[Any]]
+
+
+@pytest.fixture(scope="module")
+def duckdb_execution(tmp_path_factory: pytest.TempPathFactory, warehouse_file: Path) -> Execution:
+    """Execute the notebook once per sample request on DuckDB; the connection carries fake secrets."""
+    conn = {
+        "conn_type": "duckdb",
+        "host": str(warehouse_file),
+        "login": "analyst",
+        "password": FAKE_PASSWORD,
+        "extra": {"token": FAKE_EXTRA_SECRET},
+    }
+    return execute_samples(tmp_path_factory.mktemp("executed"), conn)
+
+
+@pytest.fixture(scope="module")
+def runs(duckdb_execution: Execution) -> dict[str, Run]:
+    return duckdb_execution[0]
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from harness.warehouse_server import self_signed_tls
+
+    return self_signed_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def server_executions(
+    tmp_path_factory: pytest.TempPathFactory, warehouse_file: Path, tls: Any
+) -> dict[str, ServerExecution]:
+    """The same runs through the Trino and the Presto protocol: real clients, HTTPS, basic auth."""
+    from harness.warehouse_server import WarehouseServer
+
+    results = {}
+    for dialect in ("trino", "presto"):
+        with WarehouseServer(
+            warehouse_file, dialect=dialect, users={SERVER_USER: FAKE_PASSWORD}, tls=tls, page_size=2
+        ) as server:
+            conn = server.connection(
+                SERVER_USER, FAKE_PASSWORD, session_properties={"query_max_run_time": "10m"}
+            )
+            executed, seconds = execute_samples(tmp_path_factory.mktemp(dialect), conn)
+            results[dialect] = (executed, seconds, list(server.received))
     return results
 
 
@@ -245,8 +314,25 @@ def test_oracle_covers_the_edge_cases(seed: dict[str, Any]) -> None:
     assert [mode for mode, credit in bolt.mode_credits.items() if credit] == ["standard"]
     assert cobalt.credit == 0
     assert cobalt.fraud_spend > 0
+    assert cobalt.events > 0 == cobalt.scanned_events  # events, none scanned: 0 by the brief
     assert len(delta.account_sids) == 2
     assert expected_credit(seed, REQUESTS["verify_echo"], *PERIOD) is None
+    with pytest.raises(NoEvents):
+        expected_credit(seed, REQUESTS["verify_golf"], *PERIOD)
+    # The lowercase decoys are real traffic under the old filter: spelling 'verify' would change the answers.
+    assert expected_credit(seed, REQUESTS["verify_golf"], *PERIOD, product_id="verify") is not None
+    lowercase_acme = expected_credit(seed, REQUESTS["verify_acme"], *PERIOD, product_id="verify")
+    assert lowercase_acme is not None
+    assert lowercase_acme.credit != acme.credit
+
+
+def test_oracle_leaves_out_the_us_and_canada_mccs(seed: dict[str, Any]) -> None:
+    hotel = expected_credit(seed, REQUESTS["verify_hotel"], *PERIOD)
+    assert hotel is not None
+    assert hotel.countries == ["CA", "GB", "US"]
+    # Counted: 316 (US, not on the team's list) and GB's 234/235; not counted: 310-313 and 302.
+    assert hotel.events == 66 + 41 + 133 + 57 + 29 + 12
+    assert hotel.credit > 0
 
 
 # --- executed notebooks (slow) -------------------------------------------------------------------------
@@ -306,14 +392,37 @@ def test_one_mode_only(runs: dict[str, Run]) -> None:
 
 
 @pytest.mark.integration
-def test_no_fraud_guard_traffic_gives_zero_not_nan(runs: dict[str, Run]) -> None:
+def test_no_scanned_traffic_gives_zero_not_nan(runs: dict[str, Run]) -> None:
     run = runs["verify_cobalt"]
     assert run.context is not None
     assert run.probe is not None
-    assert run.context["events"] == 0
+    assert run.context["events"] > 0
+    assert run.context["scanned_events"] == 0
     assert run.context["credit_amount"] == "0.00"
     assert run.probe["credit_amount"] == 0.0
     assert "nan" not in json.dumps(run.context).lower()
+
+
+@pytest.mark.integration
+def test_no_fraud_guard_events_at_all_raises_instead_of_zero(runs: dict[str, Run]) -> None:
+    import papermill
+
+    run = runs["verify_golf"]
+    assert isinstance(run.error, papermill.PapermillExecutionError)
+    assert run.error.ename == "NoFraudGuardEvents"
+    assert f"No Fraud Guard events for {REQUESTS['verify_golf']}" in run.error.evalue
+    assert "product_id 'Verify', channel 'sms'" in run.error.evalue
+    assert "no basis for a credit" in run.error.evalue
+    assert run.context is None  # nothing the bot could read as an amount
+    assert run.probe is None
+
+
+@pytest.mark.integration
+def test_us_and_canada_mccs_are_left_out(runs: dict[str, Run]) -> None:
+    context = runs["verify_hotel"].context
+    assert context is not None
+    assert context["mccs"] == ["234", "235", "316"]
+    assert context["events"] == 66 + 41 + 133 + 57 + 29 + 12
 
 
 @pytest.mark.integration
@@ -370,6 +479,73 @@ def test_credentials_never_reach_the_executed_notebook(runs: dict[str, Run]) -> 
         assert "credit_amount" in text  # the file is the executed notebook, not an empty stub
         assert FAKE_PASSWORD not in text
         assert FAKE_EXTRA_SECRET not in text
+
+
+@pytest.mark.integration
+def test_identical_credits_through_duckdb_trino_and_presto(
+    duckdb_execution: Execution,
+    server_executions: dict[str, tuple[dict[str, Run], dict[str, float], list[Any]]],
+) -> None:
+    """Every sample, answers and errors alike, is the same whichever warehouse path and client ran it."""
+    duck_runs, duck_seconds = duckdb_execution
+    timings = {"duckdb": duck_seconds}
+    for dialect, (executed, seconds, received) in server_executions.items():
+        timings[dialect] = seconds
+        prefix = "X-Trino-" if dialect == "trino" else "X-Presto-"
+        statements = [r for r in received if r.method == "POST"]
+        # The notebook really went through this server and client: every query carried its headers.
+        assert len(statements) >= 5 * len(COMPUTED)
+        assert all(r.headers.get(f"{prefix}User") == SERVER_USER for r in statements)
+        assert all(r.headers.get(f"{prefix}Session") == "query_max_run_time=10m" for r in statements)
+        assert any(r.path.startswith("/v1/statement/executing/") for r in received)
+        for name in REQUESTS:
+            ours, theirs = duck_runs[name], executed[name]
+            assert theirs.context == ours.context, (dialect, name)
+            assert theirs.probe == ours.probe, (dialect, name)
+            assert (type(theirs.error), getattr(theirs.error, "ename", None)) == (
+                type(ours.error),
+                getattr(ours.error, "ename", None),
+            ), (dialect, name)
+            if ours.error is not None:
+                assert theirs.error is not None
+                assert theirs.error.evalue == ours.error.evalue  # type: ignore[attr-defined]
+    for name in COMPUTED:
+        assert duck_runs[name].context is not None
+    for path, seconds in timings.items():
+        total = sum(seconds.values())
+        print(f"\n{path}: verify_acme {seconds['verify_acme']:.2f} s; {len(seconds)} samples {total:.2f} s")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("dialect", ["trino", "presto"])
+def test_wrong_password_is_clear_and_leaks_nowhere(
+    dialect: str, tmp_path: Path, warehouse_file: Path, tls: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from harness.warehouse_server import WarehouseServer
+
+    caplog.set_level("DEBUG")
+    with WarehouseServer(
+        warehouse_file, dialect=dialect, users={SERVER_USER: FAKE_PASSWORD}, tls=tls
+    ) as server:
+        conn = server.connection(SERVER_USER, FAKE_WRONG_PASSWORD)
+        executed, _ = execute_samples(tmp_path, conn, ["verify_acme"])
+        received = list(server.received)
+        failed_logins = server.failed_logins
+    run = executed["verify_acme"]
+    assert run.error is not None
+    assert run.error.ename == "WarehouseConnectionError"  # type: ignore[attr-defined]
+    engine = "Trino" if dialect == "trino" else "Presto"
+    assert f"{engine} at https://127.0.0.1:" in run.error.evalue  # type: ignore[attr-defined]
+    assert f"refused the login of user '{SERVER_USER}' (HTTP 401)" in run.error.evalue  # type: ignore[attr-defined]
+    assert "Check the connection's login and password" in run.error.evalue  # type: ignore[attr-defined]
+    assert failed_logins >= 1
+    assert run.context is None
+    notebook_text = run.path.read_text(encoding="utf-8")
+    for secret in (FAKE_WRONG_PASSWORD, FAKE_PASSWORD):
+        assert secret not in notebook_text  # outputs, tracebacks and the injected parameters
+        assert secret not in str(run.error)
+        assert secret not in caplog.text
+        assert secret not in json.dumps([r.__dict__ for r in received])
 
 
 def test_sample_requests_run_october_2026() -> None:
