@@ -591,7 +591,15 @@ def record_ledger(
     )
     Variable.set(ledger.LEDGER_VARIABLE, ledger.dumps(book))
     # Only now are the posting markers redundant; a request without an outcome keeps its markers.
-    for marker in {m for o in by_ts.values() for m in o.get("markers", [])}:
+    # A request closed here without a task of its own (deleted, expired) may have left some behind
+    # in an earlier run whose post_results failed.
+    done = {m for o in by_ts.values() for m in o.get("markers", [])}
+    for closed in window["expired"]:
+        done |= {
+            ledger.post_marker(settings.channel, closed["ts"], kind)
+            for kind in (replies.REPLY_EVENT_TYPE, replies.LINK_REQUEST_EVENT_TYPE)
+        }
+    for marker in done:
         Variable.delete(marker)
     counts: dict[str, int] = {}
     for outcome in merged:

@@ -49,3 +49,10 @@ def test_an_answer_for_a_request_deleted_mid_run_is_not_left_in_the_channel(dag,
     assert ledger_entry(request)["outcome"] == "deleted"
     # Whatever the operators were told, no DM repeats the amount that must not be shown.
     assert all("4,948.80" not in d["text"] for d in stack.sandbox.dms(DEMO_OPERATOR))
+    # Closed without a task of its own, the request leaves no posting marker behind.
+    from airflow.models.variable import Variable
+
+    from credit_bot import ledger, replies
+
+    marker = ledger.post_marker(CHANNEL, request, replies.REPLY_EVENT_TYPE)
+    assert Variable.get(marker, default_var=None) is None
