@@ -334,7 +334,7 @@ def _connect_trino(settings: WarehouseSettings) -> Any:
         settings.conn_id,
     )
     try:
-        return trino.dbapi.connect(
+        conn = trino.dbapi.connect(
             host=options["host"],
             port=options["port"],
             user=options["user"],
@@ -353,6 +353,7 @@ def _connect_trino(settings: WarehouseSettings) -> Any:
             f"Airflow connection {settings.conn_id!r}: cannot connect to Trino at {settings.host} "
             f"({type(exc).__name__}). Check host, port, credentials and network."
         ) from None
+    return _checked(conn, settings, "Trino", options)
 
 
 def _connect_presto(settings: WarehouseSettings) -> Any:
@@ -407,4 +408,36 @@ def _connect_presto(settings: WarehouseSettings) -> Any:
     # which every cursor then uses. Swapped before the first cursor, so no request has used the old one.
     if options["verify_set"]:
         conn._http_session = _http_session(options["verify"])
+    return _checked(conn, settings, "Presto", options)
+
+
+def _checked(conn: Any, settings: WarehouseSettings, engine: str, options: dict[str, Any]) -> Any:
+    """Run ``SELECT 1`` so a refused login or a TLS problem fails here, with the fix named.
+
+    Both clients only talk to the server on the first query; without this a wrong password would surface
+    as the client's raw ``error 401: b'…'`` from inside whichever notebook cell queried first.
+    """
+    where = f"{engine} at {options['http_scheme']}://{options['host']}:{options['port']}"
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
+    except Exception as exc:  # the clients raise their own classes and requests' ones; none may leak text
+        # Only fixed wording below: the client's text could quote the server or the request.
+        text = str(exc)
+        if text.startswith("error 401") or " 401" in text[:40]:
+            problem = (
+                f"{where} refused the login of user {options['user']!r} (HTTP 401). Check the connection's "
+                "login and password."
+            )
+        elif "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text:
+            problem = (
+                f"{where}: TLS verification failed. Set extra verify to the CA bundle of the server's "
+                "certificate (or fix protocol/port)."
+            )
+        elif "ConnectionError" in text or "Connection refused" in text or "ConnectTimeout" in text:
+            problem = f"{where} cannot be reached ({type(exc).__name__}). Check host, port and network."
+        else:
+            problem = f"{where} failed a test query ({type(exc).__name__}). Check the connection's settings."
+        raise WarehouseConnectionError(f"Airflow connection {settings.conn_id!r}: {problem}") from None
     return conn
