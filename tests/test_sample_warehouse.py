@@ -113,6 +113,13 @@ def test_seed_has_the_cases_the_method_needs(seed: dict[str, Any]) -> None:
     countries = [m["two_letter_country_code"] for m in seed["mcc_country"]]
     assert any(countries.count(c) > 1 for c in countries)  # several MCCs for one country
     events = seed["dsg_fds_raw_events"]
+    # The team's spelling, plus lowercase decoys their case-sensitive filter must leave out.
+    assert {e["product_id"] for e in events} == {"Verify", "verify", "messaging"}
+    assert {e["channel"] for e in events} == {"sms", "call"}
+    # The US and Canada MCCs the team leaves out are mapped to countries with spend and carry events.
+    excluded = {"310", "311", "312", "313", "302"}
+    assert excluded <= {m["mcc"] for m in seed["mcc_country"]}
+    assert excluded <= {e["mcc"] for e in events if e["product_id"] == "Verify"}
     assert {e["protection_mode"] for e in events} == {"basic", "standard", "max"}
     assert {e["fraud_guard_enabled"] for e in events} == {True, False}
     assert {

@@ -40,7 +40,7 @@ def test_duckdb_json_connection_is_read_only(db: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv(ENV, json.dumps({"conn_type": "duckdb", "host": str(db), "password": SECRET}))
     conn = warehouse.connect()
     try:
-        assert _count(conn) == 7
+        assert _count(conn) == 9
         with pytest.raises(duckdb.Error, match=r"(?i)read.only"):
             conn.execute("DELETE FROM public.rawpii_accounts")
     finally:
@@ -63,7 +63,7 @@ def test_duckdb_path_forms(value: str, db: Path, monkeypatch: pytest.MonkeyPatch
     assert warehouse.duckdb_path(warehouse.read_settings()) == db
     conn = warehouse.connect()
     try:
-        assert _count(conn) == 7
+        assert _count(conn) == 9
     finally:
         conn.close()
 
@@ -148,9 +148,17 @@ def _fake_trino(calls: dict[str, Any]) -> types.ModuleType:
         def __repr__(self) -> str:
             return f"BasicAuthentication({self.user!r}, ***)"
 
-    def connect(**kwargs: Any) -> str:
+    class Connection:
+        """Enough of a DB-API connection for connect()'s SELECT 1."""
+
+        def cursor(self) -> Any:
+            return types.SimpleNamespace(
+                execute=lambda sql: calls.setdefault("probe", sql), fetchall=lambda: [[1]]
+            )
+
+    def connect(**kwargs: Any) -> Any:
         calls.update(kwargs)
-        return "trino-connection"
+        return Connection()
 
     module.auth = types.SimpleNamespace(BasicAuthentication=BasicAuthentication)  # type: ignore[attr-defined]
     module.dbapi = types.SimpleNamespace(connect=connect)  # type: ignore[attr-defined]
@@ -176,7 +184,8 @@ def test_trino_connection_follows_the_airflow_provider(
     }
     monkeypatch.setenv(ENV, json.dumps(conn))
     caplog.set_level("DEBUG", logger="credit_bot.warehouse")
-    assert warehouse.connect() == "trino-connection"
+    assert warehouse.connect() is not None
+    assert calls["probe"] == "SELECT 1"  # the login is checked in connect(), not in a later notebook cell
     assert calls["host"] == "trino.example.com"
     assert calls["port"] == 443
     assert calls["user"] == "svc"

@@ -7,6 +7,8 @@ Airflow's standard form, ``AIRFLOW_CONN_CREDIT_WAREHOUSE_DEFAULT``, either as JS
     {"conn_type": "duckdb", "host": "/abs/path/sample.duckdb"}
     {"conn_type": "trino", "host": "trino.example.com", "port": 443, "login": "svc", "password": "...",
      "schema": "public", "extra": {"catalog": "hive", "protocol": "https"}}
+    {"conn_type": "presto", "host": "presto.example.com", "port": 8443, "login": "svc", "password": "...",
+     "schema": "public", "extra": {"catalog": "hive", "protocol": "https", "verify": "/etc/ssl/ca.pem"}}
 
 or as an Airflow connection URI (``duckdb://%2Fabs%2Fpath%2Fsample.duckdb``,
 ``trino://svc:secret@trino.example.com:443/public?catalog=hive``).
@@ -17,7 +19,14 @@ or as an Airflow connection URI (``duckdb://%2Fabs%2Fpath%2Fsample.duckdb``,
   only reads, and read-only opens do not lock out other readers;
 - ``trino``: a ``trino.dbapi`` connection (needs the ``trino`` package), mirroring Airflow's Trino provider:
   catalog from extra ``catalog`` (default ``hive``), schema from the connection's schema, basic auth
-  when a password is set.
+  when a password is set;
+- ``presto``: a ``prestodb.dbapi`` connection (package ``presto-python-client``, the client the team's own
+  notebook uses), with the fields and extras of Airflow's Presto provider (``PrestoHook.get_conn``):
+  host, port, login, password (basic auth), schema, extras ``catalog`` (default ``hive``), ``protocol``,
+  ``source``, ``verify`` (``false`` or a CA bundle path) and ``isolation_level``.
+
+Both server clients also take extra ``session_properties`` (a JSON object, as Airflow's Trino provider
+reads it) and default to ``https`` when a password is set: both clients refuse basic auth over plain http.
 
 The env var is parsed here with ``json``/``urllib.parse`` rather than ``airflow.sdk.Connection``: importing
 the Airflow SDK takes seconds in a fresh kernel, and its repr includes the password.
@@ -38,7 +47,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "credit_warehouse_default"
-SUPPORTED_CONN_TYPES = ("duckdb", "trino")
+SUPPORTED_CONN_TYPES = ("duckdb", "trino", "presto")
 
 
 class WarehouseConnectionError(RuntimeError):
@@ -90,6 +99,8 @@ def connect(conn_id: str = DEFAULT_CONN_ID) -> Any:
     settings = read_settings(conn_id)
     if settings.conn_type == "duckdb":
         return _connect_duckdb(settings)
+    if settings.conn_type == "presto":
+        return _connect_presto(settings)
     return _connect_trino(settings)
 
 
@@ -215,6 +226,93 @@ def _connect_duckdb(settings: WarehouseSettings) -> Any:
         ) from None
 
 
+def _server_options(settings: WarehouseSettings) -> dict[str, Any]:
+    """What a Trino or Presto connection needs, read the way Airflow's two providers read it."""
+    kind = settings.conn_type
+    if not settings.host:
+        raise WarehouseConnectionError(f"Airflow connection {settings.conn_id!r} ({kind}) has no host.")
+    extra = settings.extra
+    user = settings.login or extra.get("user")
+    if settings.password and not user:
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r} ({kind}) has a password but no login."
+        )
+    if extra.get("auth") not in (None, "", "basic"):
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r} ({kind}): extra auth={extra.get('auth')!r} is not "
+            "supported in the notebook; use login and password (basic auth)."
+        )
+    # https whenever a password travels: both clients refuse basic auth over plain http anyway.
+    http_scheme = str(extra.get("protocol") or ("https" if settings.password else "http")).lower()
+    if http_scheme not in ("http", "https"):
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r} ({kind}): extra protocol must be http or https, "
+            f"got {http_scheme!r}."
+        )
+    if settings.password and http_scheme == "http":
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r} ({kind}) sends a password over plain http, which the "
+            "client refuses: set extra protocol to https (and verify to the server's CA bundle if it is "
+            "not publicly trusted)."
+        )
+    properties = extra.get("session_properties") or {}
+    if isinstance(properties, str):
+        try:
+            properties = json.loads(properties)
+        except ValueError:
+            raise WarehouseConnectionError(
+                f"Airflow connection {settings.conn_id!r} ({kind}): session_properties is not valid JSON."
+            ) from None
+    if not isinstance(properties, dict):
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r} ({kind}): session_properties must be a JSON object."
+        )
+    return {
+        "host": settings.host,
+        "port": settings.port or (443 if http_scheme == "https" else 8080),
+        "user": user,
+        "catalog": str(extra.get("catalog") or "hive"),
+        "schema": settings.schema,
+        "http_scheme": http_scheme,
+        "verify": _verify(extra.get("verify", True)),
+        "verify_set": "verify" in extra,
+        "source": str(extra.get("source") or "credit-bot"),
+        "session_properties": {str(k): str(v) for k, v in properties.items()},
+    }
+
+
+def _verify(value: Any) -> bool | str:
+    """TLS verification as Airflow's providers read it: a bool, "true"/"false", or a CA bundle path."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() in ("false", "0", "no"):
+        return False
+    if text.lower() in ("true", "1", "yes", ""):
+        return True
+    return text
+
+
+def _http_session(verify: bool | str) -> Any:
+    """A requests session that keeps the connection's ``verify`` even when REQUESTS_CA_BUNDLE is set.
+
+    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override ``Session.verify`` on every request, so on
+    a machine with either variable (most corporate images) a connection's ``verify`` -- ``false`` or the
+    warehouse's CA bundle -- would be silently ignored.
+    """
+    import requests
+
+    class PinnedVerifySession(requests.Session):
+        def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+            merged["verify"] = self.verify
+            return merged
+
+    session = PinnedVerifySession()
+    session.verify = verify
+    return session
+
+
 def _connect_trino(settings: WarehouseSettings) -> Any:
     try:
         import trino.auth
@@ -225,38 +323,121 @@ def _connect_trino(settings: WarehouseSettings) -> Any:
             "is not installed in the notebook kernel's environment. Install it (pip install trino, or the "
             "apache-airflow-providers-trino extra) or point the connection at a DuckDB file."
         ) from None
-    if not settings.host:
-        raise WarehouseConnectionError(f"Airflow connection {settings.conn_id!r} (trino) has no host.")
-    extra = settings.extra
-    user = settings.login or extra.get("user")
-    auth = None
-    if settings.password:
-        if not user:
-            raise WarehouseConnectionError(
-                f"Airflow connection {settings.conn_id!r} (trino) has a password but no login."
-            )
-        auth = trino.auth.BasicAuthentication(user, settings.password)
-    # Defaults follow Airflow's Trino provider: https when authenticating, catalog 'hive'.
-    http_scheme = str(extra.get("protocol") or ("https" if auth else "http"))
-    verify = extra.get("verify", True)
-    if isinstance(verify, str) and verify.lower() in ("false", "0", "no"):
-        verify = False
-    port = settings.port or (443 if http_scheme == "https" else 8080)
-    log.info("Connecting to Trino %s:%s as %s (connection %s)", settings.host, port, user, settings.conn_id)
+    options = _server_options(settings)
+    auth = trino.auth.BasicAuthentication(options["user"], settings.password) if settings.password else None
+    log.info(
+        "Connecting to Trino %s://%s:%s as %s (connection %s)",
+        options["http_scheme"],
+        options["host"],
+        options["port"],
+        options["user"],
+        settings.conn_id,
+    )
     try:
-        return trino.dbapi.connect(
-            host=settings.host,
-            port=port,
-            user=user,
-            catalog=extra.get("catalog", "hive"),
-            schema=settings.schema,
-            http_scheme=http_scheme,
+        conn = trino.dbapi.connect(
+            host=options["host"],
+            port=options["port"],
+            user=options["user"],
+            catalog=options["catalog"],
+            schema=options["schema"],
+            http_scheme=options["http_scheme"],
             auth=auth,
-            verify=verify,
-            source=str(extra.get("source", "credit-bot")),
+            verify=options["verify"],
+            # Only an explicit `verify` is pinned: otherwise REQUESTS_CA_BUNDLE stays the machine's choice.
+            http_session=_http_session(options["verify"]) if options["verify_set"] else None,
+            source=options["source"],
+            session_properties=options["session_properties"] or None,
         )
     except Exception as exc:  # the client's error types vary by version; report the class, not the text
         raise WarehouseConnectionError(
             f"Airflow connection {settings.conn_id!r}: cannot connect to Trino at {settings.host} "
             f"({type(exc).__name__}). Check host, port, credentials and network."
         ) from None
+    return _checked(conn, settings, "Trino", options)
+
+
+def _connect_presto(settings: WarehouseSettings) -> Any:
+    try:
+        import prestodb.auth
+        import prestodb.dbapi
+        from prestodb.transaction import IsolationLevel
+    except ImportError:
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r} is a Presto connection, but the Python package "
+            "'presto-python-client' (import name prestodb) is not installed in the notebook kernel's "
+            "environment. Install it (pip install presto-python-client, or the "
+            "apache-airflow-providers-presto extra) or point the connection at a DuckDB file."
+        ) from None
+    options = _server_options(settings)
+    auth = None
+    if settings.password:
+        auth = prestodb.auth.BasicAuthentication(options["user"], settings.password)
+    level_name = str(settings.extra.get("isolation_level") or "AUTOCOMMIT").upper()
+    isolation_level = getattr(IsolationLevel, level_name, None)
+    if not isinstance(isolation_level, IsolationLevel):
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r} (presto): unknown isolation_level {level_name!r}."
+        )
+    log.info(
+        "Connecting to Presto %s://%s:%s as %s (connection %s)",
+        options["http_scheme"],
+        options["host"],
+        options["port"],
+        options["user"],
+        settings.conn_id,
+    )
+    try:
+        conn = prestodb.dbapi.connect(
+            host=options["host"],
+            port=options["port"],
+            user=options["user"],
+            catalog=options["catalog"],
+            schema=options["schema"],
+            http_scheme=options["http_scheme"],
+            auth=auth,
+            source=options["source"],
+            session_properties=options["session_properties"],
+            isolation_level=isolation_level,
+        )
+    except Exception as exc:  # the client's error types vary by version; report the class, not the text
+        raise WarehouseConnectionError(
+            f"Airflow connection {settings.conn_id!r}: cannot connect to Presto at {settings.host} "
+            f"({type(exc).__name__}). Check host, port, credentials and network."
+        ) from None
+    # prestodb.dbapi.connect() takes no `verify`; Airflow's PrestoHook sets it on the connection's session,
+    # which every cursor then uses. Swapped before the first cursor, so no request has used the old one.
+    if options["verify_set"]:
+        conn._http_session = _http_session(options["verify"])
+    return _checked(conn, settings, "Presto", options)
+
+
+def _checked(conn: Any, settings: WarehouseSettings, engine: str, options: dict[str, Any]) -> Any:
+    """Run ``SELECT 1`` so a refused login or a TLS problem fails here, with the fix named.
+
+    Both clients only talk to the server on the first query; without this a wrong password would surface
+    as the client's raw ``error 401: b'…'`` from inside whichever notebook cell queried first.
+    """
+    where = f"{engine} at {options['http_scheme']}://{options['host']}:{options['port']}"
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
+    except Exception as exc:  # the clients raise their own classes and requests' ones; none may leak text
+        # Only fixed wording below: the client's text could quote the server or the request.
+        text = str(exc)
+        if text.startswith("error 401") or " 401" in text[:40]:
+            problem = (
+                f"{where} refused the login of user {options['user']!r} (HTTP 401). Check the connection's "
+                "login and password."
+            )
+        elif "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text:
+            problem = (
+                f"{where}: TLS verification failed. Set extra verify to the CA bundle of the server's "
+                "certificate (or fix protocol/port)."
+            )
+        elif "ConnectionError" in text or "Connection refused" in text or "ConnectTimeout" in text:
+            problem = f"{where} cannot be reached ({type(exc).__name__}). Check host, port and network."
+        else:
+            problem = f"{where} failed a test query ({type(exc).__name__}). Check the connection's settings."
+        raise WarehouseConnectionError(f"Airflow connection {settings.conn_id!r}: {problem}") from None
+    return conn

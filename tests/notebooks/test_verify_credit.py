@@ -45,12 +45,21 @@ REQUESTS: dict[str, str] = {
     "verify_cobalt": _sid("c01"),
     "verify_delta": _sid("d01"),
     "verify_echo": _sid("e01"),
+    "verify_golf": _sid("9a01"),
+    "verify_hotel": _sid("9b01"),
 }
-COMPUTED = ["verify_acme", "verify_bolt", "verify_cobalt", "verify_delta"]
+COMPUTED = ["verify_acme", "verify_bolt", "verify_cobalt", "verify_delta", "verify_hotel"]
+# The team's filters (their notebook and their warehouse's spelling).
+VERIFY_PRODUCT_ID = "Verify"
+EXCLUDED_MCCS = {"310", "311", "312", "313", "302"}
 EXPECTED_BLOCK_RATE = {"basic": Fraction(8, 10), "standard": Fraction(9, 10), "max": Fraction(1)}
 
 
 # --- the oracle: the brief's method over the seed rows -------------------------------------------------
+
+
+class NoEvents(Exception):
+    """The oracle's "no Fraud Guard events at all": the brief says the notebook must raise, not return 0."""
 
 
 @dataclass(frozen=True)
@@ -60,14 +69,19 @@ class Expected:
     account_sids: list[str]
     mode_credits: dict[str, Fraction]
     credit: Decimal
+    events: int
+    scanned_events: int
 
 
 def _d(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def expected_credit(seed: dict[str, Any], account_sid: str, start: date, end: date) -> Expected | None:
-    """The team's method, straight from the brief, over seed rows. None when the Looker SQL has no rows."""
+def expected_credit(
+    seed: dict[str, Any], account_sid: str, start: date, end: date, product_id: str = VERIFY_PRODUCT_ID
+) -> Expected | None:
+    """The team's method, straight from the brief, over seed rows. None when the Looker SQL has no rows;
+    NoEvents when there is spend but no Fraud Guard event to base a credit on."""
     items = {item["sid"]: item for item in seed["billable_items"]}
     spend_rows = [
         row
@@ -84,7 +98,11 @@ def expected_credit(seed: dict[str, Any], account_sid: str, start: date, end: da
         account_sid,
         *sorted(a["sid"] for a in seed["rawpii_accounts"] if a["parent_account_sid"] == account_sid),
     ]
-    mccs = {m["mcc"] for m in seed["mcc_country"] if m["two_letter_country_code"] in countries}
+    mccs = {
+        m["mcc"]
+        for m in seed["mcc_country"]
+        if m["two_letter_country_code"] in countries and m["mcc"] not in EXCLUDED_MCCS
+    }
 
     total = scanned = 0
     per_mode = {mode: [0, 0] for mode in EXPECTED_BLOCK_RATE}  # mode -> [scanned, blocked]
@@ -92,7 +110,7 @@ def expected_credit(seed: dict[str, Any], account_sid: str, start: date, end: da
         in_scope = (
             entry["account_sid"] in accounts
             and start <= _d(entry["data_load_date"]) < end
-            and entry["product_id"] == "verify"
+            and entry["product_id"] == product_id
             and entry["channel"] == "sms"
             and entry["mcc"] in mccs
             and entry["reason"] != "duplicate_request_skipped"
@@ -108,7 +126,9 @@ def expected_credit(seed: dict[str, Any], account_sid: str, start: date, end: da
             per_mode[entry["protection_mode"]][0] += entry["count"]
             per_mode[entry["protection_mode"]][1] += entry["count"] if entry["block"] else 0
 
-    scanned_share = Fraction(scanned, total) if total else Fraction(0)
+    if total == 0:
+        raise NoEvents(account_sid)
+    scanned_share = Fraction(scanned, total)
     mode_credits: dict[str, Fraction] = {}
     for mode, (mode_scanned, mode_blocked) in per_mode.items():
         if mode_scanned == 0 or mode_blocked == mode_scanned:
@@ -125,7 +145,7 @@ def expected_credit(seed: dict[str, Any], account_sid: str, start: date, end: da
         credit = (Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(
             Decimal("0.01"), rounding=ROUND_HALF_UP
         )
-    return Expected(fraud_spend, countries, accounts, mode_credits, credit)
+    return Expected(fraud_spend, countries, accounts, mode_credits, credit, total, scanned)
 
 
 # --- running the notebook ------------------------------------------------------------------------------
@@ -245,8 +265,25 @@ def test_oracle_covers_the_edge_cases(seed: dict[str, Any]) -> None:
     assert [mode for mode, credit in bolt.mode_credits.items() if credit] == ["standard"]
     assert cobalt.credit == 0
     assert cobalt.fraud_spend > 0
+    assert cobalt.events > 0 == cobalt.scanned_events  # events, none scanned: 0 by the brief
     assert len(delta.account_sids) == 2
     assert expected_credit(seed, REQUESTS["verify_echo"], *PERIOD) is None
+    with pytest.raises(NoEvents):
+        expected_credit(seed, REQUESTS["verify_golf"], *PERIOD)
+    # The lowercase decoys are real traffic under the old filter: spelling 'verify' would change the answers.
+    assert expected_credit(seed, REQUESTS["verify_golf"], *PERIOD, product_id="verify") is not None
+    lowercase_acme = expected_credit(seed, REQUESTS["verify_acme"], *PERIOD, product_id="verify")
+    assert lowercase_acme is not None
+    assert lowercase_acme.credit != acme.credit
+
+
+def test_oracle_leaves_out_the_us_and_canada_mccs(seed: dict[str, Any]) -> None:
+    hotel = expected_credit(seed, REQUESTS["verify_hotel"], *PERIOD)
+    assert hotel is not None
+    assert hotel.countries == ["CA", "GB", "US"]
+    # Counted: 316 (US, not on the team's list) and GB's 234/235; not counted: 310-313 and 302.
+    assert hotel.events == 66 + 41 + 133 + 57 + 29 + 12
+    assert hotel.credit > 0
 
 
 # --- executed notebooks (slow) -------------------------------------------------------------------------
@@ -306,14 +343,37 @@ def test_one_mode_only(runs: dict[str, Run]) -> None:
 
 
 @pytest.mark.integration
-def test_no_fraud_guard_traffic_gives_zero_not_nan(runs: dict[str, Run]) -> None:
+def test_no_scanned_traffic_gives_zero_not_nan(runs: dict[str, Run]) -> None:
     run = runs["verify_cobalt"]
     assert run.context is not None
     assert run.probe is not None
-    assert run.context["events"] == 0
+    assert run.context["events"] > 0
+    assert run.context["scanned_events"] == 0
     assert run.context["credit_amount"] == "0.00"
     assert run.probe["credit_amount"] == 0.0
     assert "nan" not in json.dumps(run.context).lower()
+
+
+@pytest.mark.integration
+def test_no_fraud_guard_events_at_all_raises_instead_of_zero(runs: dict[str, Run]) -> None:
+    import papermill
+
+    run = runs["verify_golf"]
+    assert isinstance(run.error, papermill.PapermillExecutionError)
+    assert run.error.ename == "NoFraudGuardEvents"
+    assert f"No Fraud Guard events for {REQUESTS['verify_golf']}" in run.error.evalue
+    assert "product_id 'Verify', channel 'sms'" in run.error.evalue
+    assert "no basis for a credit" in run.error.evalue
+    assert run.context is None  # nothing the bot could read as an amount
+    assert run.probe is None
+
+
+@pytest.mark.integration
+def test_us_and_canada_mccs_are_left_out(runs: dict[str, Run]) -> None:
+    context = runs["verify_hotel"].context
+    assert context is not None
+    assert context["mccs"] == ["234", "235", "316"]
+    assert context["events"] == 66 + 41 + 133 + 57 + 29 + 12
 
 
 @pytest.mark.integration
