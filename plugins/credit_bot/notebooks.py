@@ -245,51 +245,56 @@ def output_path(output_dir: str, run_id: str, channel: str, ts: str, index: int)
 class CreditNotebookOperator(BaseOperator):
     """Runs ``PapermillOperator`` under CreditBot's notebook contract (see the module docstring).
 
+    One task instance per request: ``jobs`` are that request's notebook runs (one per Verify
+    query, ``{"input_nb", "output_nb", "parameters"}``), run one after another; none (a request
+    that did not resolve to a notebook) skips the task. ``timeout_seconds`` is per notebook.
+
     It wraps the provider's operator instead of subclassing it because importing that module
     imports papermill and its cloud back-ends (seconds), which would make every parse of the DAG
     file slow; here papermill is imported only when a notebook actually runs.
     """
 
-    template_fields = ("input_nb", "output_nb", "parameters", "kernel_name", "warehouse_conn_id")
+    template_fields = ("jobs", "kernel_name", "warehouse_conn_id")
 
     def __init__(
         self,
         *,
+        jobs: list[dict[str, Any]],
         warehouse_conn_id: str | None = None,
         request_label: str = "",
         timeout_seconds: int | None = None,
-        input_nb: str,
-        output_nb: str,
-        parameters: dict[str, Any] | None = None,
         kernel_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         if timeout_seconds:
-            kwargs["execution_timeout"] = timedelta(seconds=timeout_seconds)
+            kwargs["execution_timeout"] = timedelta(seconds=timeout_seconds * max(len(jobs), 1))
         super().__init__(**kwargs)
-        self.input_nb = input_nb
-        self.output_nb = output_nb
-        self.parameters = parameters or {}
+        self.jobs = jobs
         self.kernel_name = kernel_name
         self.warehouse_conn_id = warehouse_conn_id
         self.request_label = request_label
 
-    def execute(self, context: Context) -> str:
+    def execute(self, context: Context) -> list[str]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not self.jobs:
+            raise AirflowSkipException("no notebook to run: the request did not resolve to a notebook")
+        return [self._run(context, **job) for job in self.jobs]
+
+    def _run(self, context: Context, *, input_nb: str, output_nb: str, parameters: dict[str, Any]) -> str:
         from airflow.providers.papermill.operators.papermill import PapermillOperator
         from airflow.sdk.bases.operator import ExecutorSafeguard
 
-        if not Path(self.input_nb).exists() and "://" not in self.input_nb:
+        if not Path(input_nb).exists() and "://" not in input_nb:
             raise FileNotFoundError(
-                f"notebook {self.input_nb} does not exist: check the product rules in settings"
+                f"notebook {input_nb} does not exist: check the product rules in settings"
             )
-        Path(self.output_nb).parent.mkdir(parents=True, exist_ok=True)
+        Path(output_nb).parent.mkdir(parents=True, exist_ok=True)
         papermill = PapermillOperator(
             task_id=self.task_id,
-            input_nb=str(
-                instrumented_copy(self.input_nb, Path(self.output_nb).parent.parent / ".instrumented")
-            ),
-            output_nb=self.output_nb,
-            parameters=self.parameters,
+            input_nb=str(instrumented_copy(input_nb, Path(output_nb).parent.parent / ".instrumented")),
+            output_nb=output_nb,
+            parameters=parameters,
             kernel_name=self.kernel_name,
             log_output=True,
         )
@@ -303,10 +308,10 @@ class CreditNotebookOperator(BaseOperator):
                 # The sentinel tells Airflow's ExecutorSafeguard this nested execute() is deliberate.
                 papermill.execute(context, PapermillOperator__sentinel=ExecutorSafeguard.sentinel_value)
             finally:
-                self._scrub(secrets)
-        result = read_result(self.output_nb)
-        self.log.info("credit_amount read from %s: %s", self.output_nb, result.credit)
-        return self.output_nb
+                self._scrub(output_nb, secrets)
+        result = read_result(output_nb)
+        self.log.info("credit_amount read from %s: %s", output_nb, result.credit)
+        return output_nb
 
     @contextmanager
     def _kernel_environment(self, secrets: list[str]) -> Iterator[None]:
@@ -343,8 +348,8 @@ class CreditNotebookOperator(BaseOperator):
                 else:
                     os.environ[key] = value
 
-    def _scrub(self, secrets: list[str]) -> None:
-        path = Path(self.output_nb)
+    def _scrub(self, output_nb: str, secrets: list[str]) -> None:
+        path = Path(output_nb)
         if not secrets or not path.exists():
             return
         text = path.read_text()
