@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,16 +117,46 @@ def kernel_launch_defaults(wait_s: float = KERNEL_SHUTDOWN_WAIT_S) -> Iterator[N
     set for the block (the class's traits: their defaults, not an instance's values) and restored.
     """
     from jupyter_client.manager import KernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
 
-    traits = {KernelManager.shutdown_wait_time: wait_s, KernelManager.transport: "ipc"}
+    # The sockets are named after the connection file. Without one set up front, jupyter_client
+    # names them kernel-ipc-1 … -5 in the working directory, numbered by what exists there: two
+    # kernels starting at once in two tasks took the same sockets and read each other's messages
+    # ("Invalid Signature"), failing both notebooks. One file per block, in the owner-only runtime
+    # dir: a block runs its kernels one after another.
+    runtime = Path(jupyter_runtime_dir())
+    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+    connection_file = runtime / f"kernel-credit-bot-{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
+    traits = {
+        KernelManager.shutdown_wait_time: wait_s,
+        KernelManager.transport: "ipc",
+        KernelManager.connection_file: str(connection_file),
+    }
     saved = {trait: trait.default_value for trait in traits}
+    # traitlets copies a plain string default into each class's initial values when the class is
+    # made (papermill's AsyncKernelManager among them): that copy must change too.
+    managers = _subclasses(KernelManager)
+    cached = {cls: cls._static_immutable_initial_values.get("connection_file") for cls in managers}
     for trait, value in traits.items():
         trait.default_value = value
+    for cls in managers:
+        if "connection_file" in cls._static_immutable_initial_values:
+            cls._static_immutable_initial_values["connection_file"] = str(connection_file)
     try:
         yield
     finally:
         for trait, value in saved.items():
             trait.default_value = value
+        for cls, value in cached.items():
+            if value is not None:
+                cls._static_immutable_initial_values["connection_file"] = value
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
 
 
 @contextmanager
