@@ -23,7 +23,7 @@ export PYTHONPATH := $(CURDIR)/plugins
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: install demo bench ledger test test-deploy smoke python-info browser-deps lint format lock clean
+.PHONY: install demo bench ledger check-notebook test test-deploy smoke python-info browser-deps lint format lock clean
 
 STAMP := $(VENV)/.installed-py$(PYTHON_VERSION)
 install: $(STAMP) $(AIRFLOW_HOME)/.migrated
@@ -65,6 +65,12 @@ bench: install
 # --json, --file saved.json (see `python -m credit_bot.ledger_report --help`)
 ledger: install
 	$(BIN)/python -m credit_bot.ledger_report $(LEDGER_ARGS)
+
+# Check a notebook against CreditBot's contract before it goes live, without running it (README,
+# "Bring your own notebook"). Exit 1 on blockers. CHECK_ARGS: --kernel NAME (setting kernel_name), --quick.
+check-notebook: install
+	@test -n "$(NOTEBOOK)" || { echo "usage: make check-notebook NOTEBOOK=path/to/notebook.ipynb"; exit 2; }
+	@$(BIN)/python -m credit_bot.notebook_check "$(NOTEBOOK)" $(CHECK_ARGS)
 
 test: install lint browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

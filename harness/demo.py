@@ -47,9 +47,14 @@ def _demo(console: TextIO) -> int:
     demo = json.loads(DEMO_REQUESTS.read_text())
     output_dir = OUTPUT / "notebooks"
     say("[1/5] starting the Slack/Looker sandbox and the sample warehouse …")
-    with local_stack(output_dir) as stack:
+    # WAREHOUSE=trino or presto (make demo WAREHOUSE=presto): the notebook then queries the sample
+    # warehouse through that protocol and its real client, over HTTPS with basic auth.
+    with local_stack(output_dir, warehouse_protocol=os.environ.get("WAREHOUSE") or "duckdb") as stack:
         sandbox = stack.sandbox
-        say(f"      sandbox at {sandbox.url}, warehouse {stack.warehouse.relative_to(PROJECT_ROOT)}")
+        warehouse = f"{stack.warehouse.relative_to(PROJECT_ROOT)}"
+        if stack.warehouse_server:
+            warehouse += f" behind {os.environ['WAREHOUSE']} at {stack.warehouse_server.url}"
+        say(f"      sandbox at {sandbox.url}, warehouse {warehouse}")
         posted = []
         for item in demo["requests"]:
             extra = {"subtype": item["subtype"]} if item.get("subtype") else {}

@@ -279,7 +279,13 @@ class WarehouseServer:
             # Handshake in the handler thread (first read), so a silent client cannot stall accept().
             httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name="warehouse-server", daemon=True)
+        self._thread = threading.Thread(
+            # A short poll: stop() (shutdown) waits for the loop to notice, up to this long.
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="warehouse-server",
+            daemon=True,
+        )
         self._thread.start()
         log.info("Warehouse sandbox (%s) on %s", self.dialect.name, self.url)
         return self
@@ -591,7 +597,12 @@ class _HttpServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
-    timeout = 30
+    timeout = 30  # an idle kept-alive connection is closed after this long
+    # Keep-alive, as the real coordinators: both clients reuse one requests session, and a TLS handshake
+    # per request cost ~100 ms a query here (25-40 ms kept alive). Every answer carries Content-Length.
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes: without TCP_NODELAY each answer waits out a delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "CreditBotWarehouseSandbox/1.0"
 
     def do_POST(self) -> None:

@@ -301,7 +301,8 @@ def test_trigger_fires_for_requests_edits_and_replies_and_acks_everything(sandbo
         # The run works on the message as the event carried it: nothing to read back from Slack.
         assert (carried["ts"], carried["user"]) == (first, "U0REQUESTER")
         assert carried["text"] == "Credit request for Gamma, link to follow"
-        assert "channel" not in carried and "edited" not in carried
+        assert "channel" not in carried
+        assert "edited" not in carried
 
         sandbox.edit_message(CHANNEL, first, "Credit request for Gamma, link to follow (typo)")
         sandbox.edit_message(CHANNEL, first, f"Credit request for Gamma {LINK}")
@@ -309,7 +310,8 @@ def test_trigger_fires_for_requests_edits_and_replies_and_acks_everything(sandbo
         carried = fired.pop("message")
         assert fired == {"channel": CHANNEL, "ts": first, "kind": "edited", "thread_ts": None}
         assert carried["text"] == f"Credit request for Gamma {LINK}"
-        assert carried["ts"] == first and carried["edited"]["user"] == "U0REQUESTER"
+        assert carried["ts"] == first
+        assert carried["edited"]["user"] == "U0REQUESTER"
 
         sandbox.add_message(
             CHANNEL, "I am the bot", user="U0CREDITBOT", bot_id="B0CREDITBOT", thread_ts=PARENT_TS

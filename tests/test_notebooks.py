@@ -14,17 +14,22 @@ from decimal import Decimal
 from pathlib import Path
 
 import nbformat
+import numpy as np
+import pandas as pd
 import papermill
 import pytest
 
 from credit_bot.money import InvalidAmount
 from credit_bot.notebooks import (
+    ENCODER_SOURCE,
     KERNEL_SHUTDOWN_WAIT_S,
     PLUGINS_DIR,
     READOUT_TAG,
     RESULT_MIME,
     NotebookResult,
     NotebookResultError,
+    ParametersCellMissing,
+    first_error,
     instrumented_copy,
     kernel_launch_defaults,
     output_path,
@@ -71,6 +76,18 @@ def _run(tmp_path: Path, *sources: str) -> str:
         pytest.param(
             ("import numpy as np\ncredit_amount = np.float64(4948.8)",), "4948.8", None, id="numpy-float64"
         ),
+        pytest.param(
+            ("import pandas as pd\ncredit_amount = pd.DataFrame({'credit': [120, 35]})['credit'].sum()",),
+            "155",
+            None,
+            id="numpy-int64-from-pandas",
+        ),
+        pytest.param(
+            ("import pandas as pd\ncredit_amount = pd.Series([179.73000000000002])",),
+            "179.73000000000002",
+            None,
+            id="one-element-series",
+        ),
     ],
 )
 def test_executed_notebook_result(
@@ -90,6 +107,13 @@ def test_executed_notebook_without_credit_amount(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+def test_executed_notebook_dataframe_is_named(tmp_path: Path) -> None:
+    output = _run(tmp_path, "import pandas as pd\ncredit_amount = pd.DataFrame({'credit': [1.5, 2.5]})")
+    with pytest.raises(InvalidAmount, match=r"credit_amount is a pandas\.DataFrame \(2 rows x 1 columns\)"):
+        read_result(output)
+
+
+@pytest.mark.integration
 def test_executed_notebook_nan(tmp_path: Path) -> None:
     output = _run(tmp_path, 'credit_amount = float("nan")')
     with pytest.raises(InvalidAmount, match="not a finite number"):
@@ -101,7 +125,7 @@ def test_executed_notebook_that_raises(tmp_path: Path) -> None:
     with pytest.raises(papermill.PapermillExecutionError):
         _run(tmp_path, "credit_amount = 1", 'raise KeyError("fake_missing_column")')
     output = str(tmp_path / "out" / "credit.out.ipynb")
-    with pytest.raises(NotebookResultError, match=r"KeyError.*fake_missing_column"):
+    with pytest.raises(NotebookResultError, match=r"failed in cell 2: KeyError: 'fake_missing_column'$"):
         read_result(output)
 
 
@@ -176,7 +200,7 @@ def test_read_result_invalid_fraud_spend_is_named(tmp_path: Path) -> None:
         pytest.param(
             {"has_credit_amount": True, "credit_amount": {"type": "int", "value": "1"}},
             True,
-            "raised ZeroDivisionError: boom",
+            "failed in cell 1: ZeroDivisionError: boom",
             id="error-wins-over-result",
         ),
     ],
@@ -192,6 +216,90 @@ def test_read_result_errors(
 def test_read_result_missing_file(tmp_path: Path) -> None:
     with pytest.raises(NotebookResultError, match="does not exist"):
         read_result(str(tmp_path / "never-ran.ipynb"))
+
+
+# ── the read-out cell's encoder, run here on real numpy and pandas values ───────────────────────
+def _encode(value: object) -> dict[str, object]:
+    """The read-out cell's encoder, exactly as the kernel runs it (its source text, executed here)."""
+    scope: dict[str, object] = {}
+    exec(ENCODER_SOURCE, scope)  # noqa: S102 - our own source, the text the kernel runs
+    return scope["_credit_bot_encode"](value)  # type: ignore[operator]
+
+
+def _read(value: object, tmp_path: Path) -> Decimal:
+    path = _executed(tmp_path / "out.ipynb", {"has_credit_amount": True, "credit_amount": _encode(value)})
+    return read_result(path).credit
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(np.float64(179.73000000000002), "179.73000000000002", id="numpy-float64-unrounded"),
+        pytest.param(pd.Series([1234.5678, 179.7312, 0.1]).sum(), "1414.399", id="series-sum-float64"),
+        pytest.param(np.float32(0.5), "0.5", id="numpy-float32"),
+        pytest.param(np.int64(155), "155", id="numpy-int64"),
+        pytest.param(pd.Series([120, 35]).sum(), "155", id="series-sum-int64"),
+        pytest.param(np.uint64(2**63 + 1), str(2**63 + 1), id="numpy-uint64-exact"),
+        pytest.param(np.array(12.345), "12.345", id="0-d-array"),
+        pytest.param(np.array(7, dtype=np.int32), "7", id="0-d-int-array"),
+        pytest.param(pd.Series([4948.8]), "4948.8", id="one-element-series"),
+        pytest.param(pd.DataFrame({"credit": [1.5, 2.5]})["credit"].iloc[[0]], "1.5", id="one-row-selection"),
+        pytest.param(4948.8, "4948.8", id="python-float"),
+        pytest.param(Decimal("0.005"), "0.005", id="decimal"),
+    ],
+)
+def test_readout_reads_numpy_and_pandas_exactly(tmp_path: Path, value: object, expected: str) -> None:
+    assert str(_read(value, tmp_path)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        pytest.param(
+            pd.DataFrame({"credit": [1.5, 2.5]}), r"pandas\.DataFrame \(2 rows x 1 columns\)", id="dataframe"
+        ),
+        pytest.param(pd.Series([1.5, 2.5]), r"pandas\.Series of 2 values", id="series"),
+        pytest.param(pd.Series([], dtype=float), r"pandas\.Series of 0 values", id="empty-series"),
+        pytest.param([1.5], r"a list of 1 values", id="list"),
+        pytest.param(np.array([1.5, 2.5]), r"numpy\.ndarray of shape \(2,\)", id="array"),
+        pytest.param(np.float64("nan"), r"NaN, not a finite number \(numpy\.float64\)", id="numpy-nan"),
+        pytest.param(pd.Series([float("nan")]), r"NaN.*one value of a pandas\.Series", id="nan-in-series"),
+        pytest.param(np.float64("inf"), r"Infinity, not a finite number \(numpy\.float64\)", id="numpy-inf"),
+        pytest.param(np.bool_(True), r"a boolean \(numpy\.bool\)", id="numpy-bool"),
+        pytest.param(None, r"credit_amount is None", id="none"),
+        pytest.param(pd.NA, r"pandas\.NAType", id="pandas-na"),
+        pytest.param(np.datetime64("2026-01-01"), r"numpy\.datetime64", id="datetime64"),
+    ],
+)
+def test_readout_escalates_what_is_not_one_number(tmp_path: Path, value: object, match: str) -> None:
+    with pytest.raises(InvalidAmount, match=match):
+        _read(value, tmp_path)
+
+
+# ── first_error: the failing cell as the notebook's author numbers it ───────────────────────────
+def test_first_error_counts_only_the_notebooks_own_cells() -> None:
+    nb = nbformat.v4.new_notebook()
+    added = nbformat.v4.new_markdown_cell("An Exception was encountered")
+    added.metadata["tags"] = ["papermill-error-cell-tag"]
+    injected = nbformat.v4.new_code_cell('looker = "SELECT 1"')
+    injected.metadata["tags"] = ["injected-parameters"]
+    failing = nbformat.v4.new_code_cell("marker.group(1)")
+    failing.outputs.append(
+        nbformat.v4.new_output(
+            "error",
+            ename="AttributeError",
+            evalue="'NoneType' object has no attribute 'group'\nmore",
+            traceback=[],
+        )
+    )
+    nb.cells = [
+        added,
+        nbformat.v4.new_markdown_cell("## Set Parameters"),
+        nbformat.v4.new_code_cell(""),
+        injected,
+    ]
+    nb.cells += [nbformat.v4.new_code_cell("import re"), failing]
+    assert first_error(nb) == "cell 4: AttributeError: 'NoneType' object has no attribute 'group'"
 
 
 # ── instrumented_copy ──────────────────────────────────────────────────────────────────────────
@@ -223,6 +331,52 @@ def test_instrumented_copy(tmp_path: Path, writer: Callable[[Path, str], Path]) 
     assert [c.metadata.get("tags", []) for c in nb.cells] == [[], [READOUT_TAG]]
     assert nb.cells[0].source == "credit_amount = 1"
     assert len(nbformat.read(source, as_version=4).cells) == 1  # the source is untouched
+
+
+@pytest.mark.parametrize(
+    ("sources", "tagged_index"),
+    [
+        pytest.param(('# Parameters\n\nlooker = ""', "x = looker"), 0, id="untagged-declaration"),
+        pytest.param(
+            ("import re", "looker: str = ''  # the SQL", "x = looker"), 1, id="annotated-later-cell"
+        ),
+    ],
+)
+def test_instrumented_copy_tags_the_declaring_cell(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, sources: tuple[str, ...], tagged_index: int
+) -> None:
+    source = _write(tmp_path / "team.ipynb", *sources)
+    with caplog.at_level("INFO", logger="credit_bot.notebooks"):
+        copy = instrumented_copy(str(source), tmp_path / "inst", ("looker",))
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(copy, as_version=4).cells]
+    assert tags[tagged_index] == ["parameters"]
+    assert sum("parameters" in t for t in tags) == 1
+    assert f"cell {tagged_index + 1} declares looker, so CreditBot tagged it" in caplog.text
+    assert nbformat.read(source, as_version=4).cells[tagged_index].metadata.get("tags") is None
+
+
+def test_instrumented_copy_without_a_declaring_cell(tmp_path: Path) -> None:
+    source = _write(tmp_path / "mixed.ipynb", 'looker = ""\nimport re', "credit_amount = 1")
+    with pytest.raises(ParametersCellMissing, match=r"mixed\.ipynb has no cell tagged 'parameters'"):
+        instrumented_copy(str(source), tmp_path / "inst", ("looker",))
+
+
+@pytest.mark.integration
+def test_team_shaped_notebook_runs_with_the_sql(tmp_path: Path) -> None:
+    """Untagged parameters cell, pandas, a DataFrame and a plot, credit_amount = df['credit'].sum()."""
+    team = Path(__file__).parent / "data" / "team_verify_credit.ipynb"
+    output = tmp_path / "out.ipynb"
+    papermill.execute_notebook(
+        str(instrumented_copy(str(team), tmp_path / "inst", ("looker",))),
+        str(output),
+        parameters={"looker": "SELECT 1 -- Authy CREDITS=1234.5678,179.7312,0.1"},
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    assert read_result(str(output)).credit == Decimal("1414.399")  # a numpy.float64, unrounded
+    outputs = [o for c in nbformat.read(output, as_version=4).cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the inline plot
+    assert any("text/html" in o.get("data", {}) for o in outputs)  # the DataFrame
 
 
 # ── validate_credit ────────────────────────────────────────────────────────────────────────────

@@ -204,3 +204,78 @@ def test_trino_without_the_package_names_it(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(WarehouseConnectionError, match="Python package 'trino' is not installed") as info:
         warehouse.connect()
     assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("conn", "message"),
+    [
+        pytest.param(
+            {"login": "svc", "password": SECRET, "extra": {"protocol": "http"}},
+            "over plain http",
+            id="http-password",
+        ),
+        pytest.param({"password": SECRET}, "has a password but no login", id="no-login"),
+        pytest.param(
+            {"login": "svc", "extra": {"auth": "kerberos"}}, "auth='kerberos' is not supported", id="kerberos"
+        ),
+        pytest.param({"login": "svc", "extra": {"protocol": "ftp"}}, "must be http or https", id="protocol"),
+        pytest.param(
+            {"login": "svc", "extra": {"isolation_level": "levels"}}, "unknown isolation_level", id="level"
+        ),
+        pytest.param(
+            {"login": "svc", "extra": {"session_properties": "{not json"}},
+            "session_properties is not valid JSON",
+            id="props",
+        ),
+        pytest.param(
+            {"login": "svc", "extra": {"session_properties": [1]}}, "must be a JSON object", id="props-list"
+        ),
+    ],
+)
+def test_presto_connection_errors_name_the_field(
+    conn: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV, json.dumps({"conn_type": "presto", "host": "presto.example.com", **conn}))
+    with pytest.raises(WarehouseConnectionError, match=message) as info:
+        warehouse.connect()
+    assert SECRET not in str(info.value)
+    assert info.value.__cause__ is None
+
+
+def test_presto_without_the_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "prestodb", None)
+    monkeypatch.setenv(
+        ENV, json.dumps({"conn_type": "presto", "host": "h", "login": "u", "password": SECRET})
+    )
+    with pytest.raises(WarehouseConnectionError, match=r"'presto-python-client' .* is not installed") as info:
+        warehouse.connect()
+    assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(True, True, id="true"),
+        pytest.param("false", False, id="false-text"),
+        pytest.param("False", False, id="false-title"),
+        pytest.param("true", True, id="true-text"),
+        pytest.param("/etc/ssl/ca.pem", "/etc/ssl/ca.pem", id="bundle"),
+    ],
+)
+def test_verify_reads_like_the_airflow_providers(value: Any, expected: Any) -> None:
+    assert warehouse._verify(value) == expected
+
+
+@pytest.mark.parametrize("verify", [pytest.param(False, id="off"), pytest.param("/fake/ca.pem", id="bundle")])
+def test_a_connections_verify_survives_requests_ca_bundle(
+    verify: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    plain = requests.Session()
+    plain.verify = verify
+    # What requests does on its own: the environment wins over the session (the bug this works around).
+    assert plain.merge_environment_settings("https://h", {}, None, None, None)["verify"] != verify
+    session = warehouse._http_session(verify)
+    assert session.merge_environment_settings("https://h", {}, None, None, None)["verify"] == verify

@@ -18,9 +18,11 @@ from harness.sandbox.faults import Fault
 from harness.sandbox.scenario import LookerScenario
 from harness.sandbox.wire import Reply, bearer_token
 
-# Real Looker points at ".../looker/docs/r/err/4.0/404/..."; looker_sdk's ErrorDocHelper then downloads an
-# error-code index from Looker's CDN. A URL outside that pattern keeps the SDK (and tests) off the network.
-DOC_URL = "https://cloud.google.com/looker/docs/"
+# Real Looker's error bodies link to ".../looker/docs/r/err/<api version>/<status>/<verb>/<route>", the route
+# in Rails form (":look_id"), e.g. ".../r/err/4.0/404/get/looks/:look_id" (looker-open-source/sdk-codegen
+# PR 1440 and issue 1476 quote such bodies). looker_sdk's ErrorDocHelper matches that pattern and then
+# downloads an error-code index from Looker's CDN, so the sandbox sends exactly this shape.
+DOC_URL_PREFIX = "https://cloud.google.com/looker/docs/r/err/"
 API_VERSION = "4.0"
 
 _RESULT_FORMATS = frozenset({"sql", "json", "csv", "txt"})
@@ -28,9 +30,22 @@ _RESULT_FORMATS = frozenset({"sql", "json", "csv", "txt"})
 Handler = Callable[[dict[str, str], dict[str, Any], str | None], Reply]
 
 
-def looker_error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
-    """Looker's error body: ``{"message", "documentation_url"}``."""
-    return Reply.json({"message": message, "documentation_url": DOC_URL}, status=status, headers=headers)
+def documentation_url(status: int, verb: str, spec_path: str) -> str:
+    """Looker's error documentation link for ``verb`` on ``spec_path`` (OpenAPI form, "/looks/{look_id}")."""
+    route = re.sub(r"\{(\w+)\}", r":\1", spec_path)
+    return f"{DOC_URL_PREFIX}{API_VERSION}/{status}/{verb.lower()}{route}"
+
+
+def looker_error(
+    status: int,
+    message: str,
+    verb: str,
+    spec_path: str,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """Looker's error body, the spec's ``Error`` schema: ``{"message", "documentation_url"}``."""
+    body = {"message": message, "documentation_url": documentation_url(status, verb, spec_path)}
+    return Reply.json(body, status=status, headers=headers)
 
 
 NOT_FOUND_MESSAGE = "Not found"
@@ -45,6 +60,17 @@ class Route:
     handler: Handler
     args: dict[str, str]
     needs_auth: bool
+    verb: str
+    spec_path: str  # the operation's path in Looker's OpenAPI spec, e.g. "/looks/{look_id}"
+
+
+class LookerFailure(Exception):
+    """An endpoint's error answer; ``LookerApi.handle`` turns it into Looker's error body for the route."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class LookerApi:
@@ -58,16 +84,25 @@ class LookerApi:
         self._slugs = {str(q["slug"]): q for q in scenario.queries if q.get("slug")}
         self._looks = {str(look["id"]): look for look in scenario.looks}
         self._dashboards = {str(d["id"]): d for d in scenario.dashboards}
-        self._routes: list[tuple[str, re.Pattern[str], str, Handler, bool]] = [
-            ("POST", re.compile(r"/login"), "POST /login", self._login, False),
-            ("DELETE", re.compile(r"/logout"), "DELETE /logout", self._logout, True),
-            ("GET", re.compile(r"/versions"), "GET /versions", self._versions, False),
-            ("GET", re.compile(r"/user"), "GET /user", self._me, True),
-            ("GET", re.compile(r"/looks/(?P<id>[^/]+)"), "GET /looks/{id}", self._look, True),
+        # (verb, pattern, call-log name, spec path, handler, needs auth)
+        self._routes: list[tuple[str, re.Pattern[str], str, str, Handler, bool]] = [
+            ("POST", re.compile(r"/login"), "POST /login", "/login", self._login, False),
+            ("DELETE", re.compile(r"/logout"), "DELETE /logout", "/logout", self._logout, True),
+            ("GET", re.compile(r"/versions"), "GET /versions", "/versions", self._versions, False),
+            ("GET", re.compile(r"/user"), "GET /user", "/user", self._me, True),
+            (
+                "GET",
+                re.compile(r"/looks/(?P<id>[^/]+)"),
+                "GET /looks/{id}",
+                "/looks/{look_id}",
+                self._look,
+                True,
+            ),
             (
                 "GET",
                 re.compile(r"/looks/(?P<id>[^/]+)/run/(?P<format>[^/]+)"),
                 "GET /looks/{id}/run/{format}",
+                "/looks/{look_id}/run/{result_format}",
                 self._run_look,
                 True,
             ),
@@ -75,18 +110,34 @@ class LookerApi:
                 "GET",
                 re.compile(r"/queries/slug/(?P<slug>[^/]+)"),
                 "GET /queries/slug/{slug}",
+                "/queries/slug/{slug}",
                 self._query_for_slug,
                 True,
             ),
-            ("GET", re.compile(r"/queries/(?P<id>[^/]+)"), "GET /queries/{id}", self._query, True),
+            (
+                "GET",
+                re.compile(r"/queries/(?P<id>[^/]+)"),
+                "GET /queries/{id}",
+                "/queries/{query_id}",
+                self._query,
+                True,
+            ),
             (
                 "GET",
                 re.compile(r"/queries/(?P<id>[^/]+)/run/(?P<format>[^/]+)"),
                 "GET /queries/{id}/run/{format}",
+                "/queries/{query_id}/run/{result_format}",
                 self._run_query,
                 True,
             ),
-            ("GET", re.compile(r"/dashboards/(?P<id>[^/]+)"), "GET /dashboards/{id}", self._dashboard, True),
+            (
+                "GET",
+                re.compile(r"/dashboards/(?P<id>[^/]+)"),
+                "GET /dashboards/{id}",
+                "/dashboards/{dashboard_id}",
+                self._dashboard,
+                True,
+            ),
         ]
 
     # ---- HTTP entry points -------------------------------------------------------------------------
@@ -101,32 +152,50 @@ class LookerApi:
         else:
             return None
         rest = rest.rstrip("/") or "/"
-        for route_verb, pattern, name, handler, needs_auth in self._routes:
+        for route_verb, pattern, name, spec_path, handler, needs_auth in self._routes:
             match = pattern.fullmatch(rest)
             if match and route_verb == verb:
                 args = {k: unquote(v) for k, v in match.groupdict().items()}
-                return Route(method=name, handler=handler, args=args, needs_auth=needs_auth)
+                return Route(
+                    method=name,
+                    handler=handler,
+                    args=args,
+                    needs_auth=needs_auth,
+                    verb=verb,
+                    spec_path=spec_path,
+                )
         return None
+
+    @property
+    def operations(self) -> list[tuple[str, str]]:
+        """Every emulated operation as (verb, spec path): what the contract tests cover."""
+        return [(verb, spec_path) for verb, _, _, spec_path, _, _ in self._routes]
 
     def handle(self, route: Route, params: dict[str, Any], headers: dict[str, str]) -> Reply:
         """Answer one matched call, enforcing authentication where Looker does."""
         token = bearer_token(headers, scheme_names=("token", "bearer"))
-        if route.needs_auth and not self._token_valid(token):
-            return looker_error(401, UNAUTHORIZED_MESSAGE)
-        return route.handler(route.args, params, token)
+        try:
+            if route.needs_auth and not self._token_valid(token):
+                raise LookerFailure(401, UNAUTHORIZED_MESSAGE)
+            return route.handler(route.args, params, token)
+        except LookerFailure as failure:
+            return looker_error(failure.status, failure.message, route.verb, route.spec_path)
 
     @staticmethod
-    def fault_reply(fault: Fault) -> Reply:
+    def fault_reply(fault: Fault, route: Route) -> Reply:
         """What Looker sends for an injected fault (``delay`` and ``reset`` are handled by the server)."""
+        verb, spec_path = route.verb, route.spec_path
         if fault.kind == "server_error":
-            return looker_error(int(fault.opts.get("status", 500)), "Internal server error")
+            return looker_error(int(fault.opts.get("status", 500)), "Internal server error", verb, spec_path)
         if fault.kind == "unauthorized":
-            return looker_error(401, UNAUTHORIZED_MESSAGE)
+            return looker_error(401, UNAUTHORIZED_MESSAGE, verb, spec_path)
         if fault.kind == "not_found":
-            return looker_error(404, NOT_FOUND_MESSAGE)
+            return looker_error(404, NOT_FOUND_MESSAGE, verb, spec_path)
         if fault.kind == "ratelimited":
             retry_after = str(int(fault.opts.get("retry_after", 1)))
-            return looker_error(429, "Too many requests", headers={"Retry-After": retry_after})
+            return looker_error(
+                429, "Too many requests", verb, spec_path, headers={"Retry-After": retry_after}
+            )
         raise ValueError(f"fault kind {fault.kind!r} has no canned Looker reply")
 
     # ---- Python control API ------------------------------------------------------------------------
@@ -149,7 +218,7 @@ class LookerApi:
             secrets.compare_digest(client_id, s.client_id)
             and secrets.compare_digest(client_secret, s.client_secret)
         ):
-            return looker_error(404, NOT_FOUND_MESSAGE)
+            raise LookerFailure(404, NOT_FOUND_MESSAGE)
         new_token = f"sandbox-looker-token-{secrets.token_hex(12)}"
         ttl = float(s.token_ttl_seconds)
         with self._lock:
@@ -186,33 +255,38 @@ class LookerApi:
 
     def _look(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
         look = self._looks.get(args["id"])
-        return Reply.json(self._render_look(look)) if look else looker_error(404, NOT_FOUND_MESSAGE)
+        if look is None:
+            raise LookerFailure(404, NOT_FOUND_MESSAGE)
+        return Reply.json(self._render_look(look))
 
     def _run_look(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
         look = self._looks.get(args["id"])
         if look is None:
-            return looker_error(404, NOT_FOUND_MESSAGE)
+            raise LookerFailure(404, NOT_FOUND_MESSAGE)
         return self._run(self._queries[str(look["query_id"])], args["format"])
 
     def _query(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
-        query = self._queries.get(args["id"])
-        return Reply.json(self._render_query(query)) if query else looker_error(404, NOT_FOUND_MESSAGE)
+        return Reply.json(self._render_query(self._found(self._queries.get(args["id"]))))
 
     def _query_for_slug(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
-        query = self._slugs.get(args["slug"])
-        return Reply.json(self._render_query(query)) if query else looker_error(404, NOT_FOUND_MESSAGE)
+        return Reply.json(self._render_query(self._found(self._slugs.get(args["slug"]))))
 
     def _run_query(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
-        query = self._queries.get(args["id"])
-        return self._run(query, args["format"]) if query else looker_error(404, NOT_FOUND_MESSAGE)
+        return self._run(self._found(self._queries.get(args["id"])), args["format"])
 
     def _dashboard(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
         dashboard = self._dashboards.get(args["id"])
         if dashboard is None:
-            return looker_error(404, NOT_FOUND_MESSAGE)
+            raise LookerFailure(404, NOT_FOUND_MESSAGE)
         return Reply.json(self._render_dashboard(dashboard))
 
     # ---- helpers -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _found(item: dict[str, Any] | None) -> dict[str, Any]:
+        if item is None:
+            raise LookerFailure(404, NOT_FOUND_MESSAGE)
+        return item
 
     def _token_valid(self, token: str | None) -> bool:
         if not token:
@@ -228,7 +302,7 @@ class LookerApi:
 
     def _run(self, query: dict[str, Any], result_format: str) -> Reply:
         if result_format not in _RESULT_FORMATS:
-            return looker_error(400, f"Unsupported result format: {result_format}")
+            raise LookerFailure(400, f"Unsupported result format: {result_format}")
         if result_format == "sql":
             return Reply.text(str(query.get("sql") or ""))
         rows: list[dict[str, Any]] = list(query.get("rows") or [])

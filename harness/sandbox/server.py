@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from harness.sandbox.faults import Fault, FaultInjector
-from harness.sandbox.looker_api import NOT_FOUND_MESSAGE, LookerApi, looker_error
+from harness.sandbox.looker_api import API_VERSION, NOT_FOUND_MESSAGE, LookerApi, looker_error
 from harness.sandbox.recorder import CallLog
 from harness.sandbox.slack_api import SlackApi
 from harness.sandbox.wire import Reply
@@ -124,7 +124,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         api_path = path.removeprefix(LOOKER_PREFIX)
         route = self.server.looker.resolve(verb, api_path)
         if route is None:
-            reply = looker_error(404, NOT_FOUND_MESSAGE)
+            version_prefix = f"/api/{API_VERSION}"
+            reply = looker_error(404, NOT_FOUND_MESSAGE, verb, api_path.removeprefix(version_prefix))
             self.server.calls.record("looker", f"{verb} {api_path}", path, params, reply.status)
             return reply
         return self._with_faults(
@@ -133,7 +134,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             path,
             params,
             lambda: self.server.looker.handle(route, params, headers),
-            self.server.looker.fault_reply,
+            lambda fault: self.server.looker.fault_reply(fault, route),
         )
 
     def _with_faults(

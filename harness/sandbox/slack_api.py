@@ -119,6 +119,7 @@ class SlackApi:
             "conversations.open": self._open,
             "chat.postMessage": self._post_message,
             "chat.getPermalink": self._permalink,
+            "chat.delete": self._chat_delete,
             "reactions.add": self._reactions_add,
             "apps.connections.open": self._connections_open,
         }
@@ -376,10 +377,16 @@ class SlackApi:
         thread_ts = params.get("thread_ts") or None
         if thread_ts is not None:
             parent = ch.messages.get(str(thread_ts))
-            if parent is None:
-                raise SlackError("thread_not_found")
+            # Slack documents no error for a reply to a missing (e.g. just deleted) parent: the post
+            # succeeds, un-threaded, as a top-level message without thread_ts (slack-go/slack issue
+            # 1571 reports this from production). A caller sees it only in the answer's message.
             # Replying to a reply threads under the same parent, as Slack does.
-            thread_ts = parent["thread_ts"] if _is_reply(parent) else parent["ts"]
+            if parent is None:
+                thread_ts = None
+            elif _is_reply(parent):
+                thread_ts = parent["thread_ts"]
+            else:
+                thread_ts = parent["ts"]
         metadata = self._metadata_param(params.get("metadata"))
         s = self.scenario
         ts = self._clock.next()
@@ -390,7 +397,7 @@ class SlackApi:
             "app_id": s.app_id,
             "text": text or "",
             "team": s.team_id,
-            "bot_profile": {"id": s.bot_id, "app_id": s.app_id, "name": s.bot_name, "team_id": s.team_id},
+            "bot_profile": self._bot_profile(),
             "thread_ts": thread_ts,
             "metadata": metadata,
             "blocks": params.get("blocks"),
@@ -411,6 +418,30 @@ class SlackApi:
             }
         )
         return {"channel": ch.id, "ts": ts, "message": self._render(ch, msg, include_metadata=True)}
+
+    def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_param(params)
+        ts = str(params.get("ts") or "")
+        msg = self._message(ch, ts)
+        if msg.get("user") != self.scenario.bot_user_id:
+            # A bot token deletes only the app's own messages.
+            raise SlackError("cant_delete_message")
+        self.delete_message(ch.id, ts)
+        return {"channel": ch.id, "ts": ts}
+
+    def _bot_profile(self) -> dict[str, Any]:
+        """The app's bot profile as messages carry it; Slack's spec requires every one of these fields."""
+        s = self.scenario
+        icon = "https://a.slack-edge.com/80588/img/plugins/app/bot_{}.png"
+        return {
+            "id": s.bot_id,
+            "deleted": False,
+            "name": s.bot_name,
+            "updated": 1700000000,
+            "app_id": s.app_id,
+            "icons": {f"image_{size}": icon.format(size) for size in (36, 48, 72)},
+            "team_id": s.team_id,
+        }
 
     def _connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         if self.open_socket_url is None:
@@ -581,7 +612,8 @@ class SlackApi:
         try:
             limit = int(params.get("limit") or default_limit)
         except (TypeError, ValueError) as exc:
-            raise SlackError("invalid_limit") from exc
+            # Slack documents no invalid_limit; a malformed argument is its generic invalid_arguments.
+            raise SlackError("invalid_arguments") from exc
         limit = min(limit if limit > 0 else default_limit, _MAX_LIMIT)
         if self.scenario.max_page_size:
             limit = min(limit, int(self.scenario.max_page_size))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -115,3 +116,48 @@ def looker_urls(text: str, looker_hosts: list[str]) -> list[str]:
         if host in allowed:
             result.append(url)
     return result
+
+
+# ── money the request states next to a link (a second opinion on the notebook's credit) ────────
+# A Slack link with its label, as in "Fraud spend: <https://…/looks/123|$179.73>".
+_SLACK_LINK_LABEL = re.compile(r"<(https?://[^|<>\s]+)\|([^<>]*)>", re.IGNORECASE)
+# "$179.73", "$20,902.40", "US$ 5": a dollar sign is required; "$1,2345" (bad grouping) is no amount.
+_STATED_MONEY = re.compile(r"(?<![\w$])(?:US)?\$\s?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\d,]*\d)")
+LABEL = "the link's label"
+LINE = "the text on the link's line"
+
+
+def money_amounts(text: str) -> list[Decimal]:
+    """Every dollar amount written in ``text`` (Slack-escaped text is unescaped first)."""
+    return [
+        Decimal(whole.replace(",", "") + (fraction or ""))
+        for whole, fraction in _STATED_MONEY.findall(html.unescape(text))
+    ]
+
+
+def stated_spends(text: str, looker_hosts: list[str]) -> dict[str, dict[str, str]]:
+    """The fraud spend the requester states for each Looker link: ``{url: {"amount", "where"}}``.
+
+    A link's label that is one dollar amount (``<url|$179.73>``) states it; otherwise a line with
+    one Looker link and one dollar amount outside any link (``Fraud spend: $179.73 <url>``) does.
+    Anything else states nothing. A link stated twice keeps the smaller amount (the stricter check).
+    """
+    stated: dict[str, dict[str, str]] = {}
+
+    def keep(url: str, amount: Decimal, where: str) -> None:
+        if url not in stated or amount < Decimal(stated[url]["amount"]):
+            stated[url] = {"amount": str(amount), "where": where}
+
+    for line in text.splitlines():
+        labelled = set()
+        for match in _SLACK_LINK_LABEL.finditer(line):
+            url = html.unescape(match.group(1))
+            amounts = money_amounts(match.group(2))
+            if looker_urls(f"<{match.group(1)}>", looker_hosts) and len(amounts) == 1:
+                keep(url, amounts[0], LABEL)
+                labelled.add(url)
+        urls = set(looker_urls(line, looker_hosts))
+        amounts = money_amounts(_BARE_URL.sub(" ", _SLACK_LINK.sub(" ", line)))
+        if len(urls) == 1 and len(amounts) == 1 and not urls & labelled:
+            keep(urls.pop(), amounts[0], LINE)
+    return stated

@@ -3,7 +3,8 @@
 The connection holds the Looker base URL (host), the API client id (login) and client secret
 (password); extras ``timeout`` (seconds) and ``verify_ssl`` are honoured. ``looker_sdk`` logs in
 once and renews its token when it expires; when Looker revokes a token early (401), the hook
-drops it and retries the call once with a fresh login.
+drops it and retries the call once with a fresh login. The hook talks to the connection's host
+only: it never lets the SDK follow an error's documentation link to Looker's CDN.
 """
 
 from __future__ import annotations
@@ -61,6 +62,30 @@ class ResolvedQuery:
 LOOKER_CONN_ID = "looker_default"
 
 
+def deserialize_without_error_docs(*, data: str, structure: Any) -> Any:
+    """looker_sdk's own deserializer, with the documentation links of error bodies dropped.
+
+    On every error response looker_sdk (``APIMethods._return``) passes the body's
+    ``documentation_url`` and each ``errors[].documentation_url`` to ``ErrorDocHelper.parse_and_lookup``;
+    for Looker's real links (``…/looker/docs/r/err/4.0/404/get/looks/:look_id``) that downloads an
+    error-code index and a Markdown page from ``static-a.cdn.looker.app`` with module-level
+    ``requests.get`` and no timeout — outside the SDK's session, its timeout and our retries. Behind
+    a firewall that drops packets, every Looker 401/404/429/5xx would then stall its task for minutes
+    (and a null link, which the spec allows, raises TypeError there). The SDK takes its deserializer
+    as a constructor argument, so this instance is changed and nothing global is patched; with no
+    link left the helper matches nothing and returns at once. The bot never shows those documents.
+    """
+    from looker_sdk import error
+    from looker_sdk.rtl import serialize
+
+    value = serialize.deserialize40(data=data, structure=structure)
+    if isinstance(value, error.SDKError):
+        value.documentation_url = ""
+        for detail in value.errors or []:
+            detail.documentation_url = ""
+    return value
+
+
 class LookerHook(BaseHook):
     """Talks to the Looker API 4.0 with the credentials of an Airflow connection."""
 
@@ -85,9 +110,9 @@ class LookerHook(BaseHook):
 
     @cached_property
     def sdk(self) -> Looker40SDK:
-        import looker_sdk
         import requests.adapters
-        from looker_sdk.rtl import api_settings
+        from looker_sdk.rtl import api_settings, auth_session, requests_transport, serialize
+        from looker_sdk.sdk.api40.methods import Looker40SDK
         from urllib3.util.retry import Retry
 
         conn = self.get_connection(self.looker_conn_id)
@@ -117,8 +142,19 @@ class LookerHook(BaseHook):
             def read_config(self) -> api_settings.SettingsConfig:
                 return {"client_id": login, "client_secret": password}
 
-        sdk = looker_sdk.init40(config_settings=ConnectionSettings())
-        session = sdk.transport.session  # type: ignore[attr-defined]
+        # looker_sdk.init40's wiring, with our deserializer for API calls (deserialize_without_error_docs);
+        # login errors never reach the error-doc helper (AuthSession raises them from the raw body).
+        settings = ConnectionSettings()
+        settings.is_configured()
+        transport = requests_transport.RequestsTransport.configure(settings)
+        sdk = Looker40SDK(
+            auth_session.AuthSession(settings, transport, serialize.deserialize40, "4.0"),
+            deserialize_without_error_docs,
+            serialize.serialize40,
+            transport,
+            "4.0",
+        )
+        session = transport.session  # type: ignore[attr-defined]
         # Let urllib3 retry idempotent GETs on 5xx/resets a couple of times, with backoff.
         retry = Retry(
             total=2,

@@ -1,8 +1,10 @@
 """Running a product's notebook and reading its result.
 
 :class:`CreditNotebookOperator` runs the provider's ``PapermillOperator`` (papermill injects the
-``looker`` parameter as usual) with three additions the notebook contract needs:
+``looker`` parameter as usual) with these additions the notebook contract needs:
 
+* a notebook whose parameters cell is not tagged ``parameters`` (the team's is not) gets that cell
+  tagged in the copy it runs, so papermill injects the SQL right after it, not at the top;
 * a read-out cell is appended to a copy of the notebook, so ``credit_amount`` is read from the
   kernel as structured output — it works with notebooks that only assign the variable, and no
   printed text is ever scraped;
@@ -38,6 +40,8 @@ from credit_bot.money import InvalidAmount, to_cents, to_decimal
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+log = logging.getLogger(__name__)
+
 RESULT_MIME = "application/vnd.credit-bot.result+json"
 CONTEXT_MIME = "application/vnd.credit-bot.context+json"
 READOUT_TAG = "credit-bot-readout"
@@ -50,28 +54,76 @@ PLUGINS_DIR = Path(__file__).resolve().parents[1]
 # outputs are received by then, so 0.5 s before SIGTERM loses nothing.
 KERNEL_SHUTDOWN_WAIT_S = 1.0
 
+# Runs in the kernel (pasted into the read-out cell): one value as exact text, or why it is not
+# one number. numpy floats go through the Python float's repr (the shortest text that reads back
+# as the same float), integers through int(); 0-d arrays and one-element Series are unwrapped;
+# anything else (DataFrame, list, a longer Series, bool, None) is named, never guessed at.
+ENCODER_SOURCE = """\
+def _credit_bot_encode(value):
+    import decimal
+    import sys
+
+    np, pd = sys.modules.get("numpy"), sys.modules.get("pandas")
+
+    def type_name(v):
+        module = type(v).__module__.split(".")[0]
+        return type(v).__name__ if module == "builtins" else module + "." + type(v).__name__
+
+    source = type_name(value)
+
+    def invalid(description):
+        return {"type": source, "value": None, "detail": description}
+
+    if pd is not None and isinstance(value, pd.DataFrame):
+        rows, columns = value.shape
+        return invalid(f"a {source} ({rows} rows x {columns} columns)")
+    if pd is not None and isinstance(value, pd.Series):
+        if len(value) != 1:
+            return invalid(f"a {source} of {len(value)} values")
+        value = value.iloc[0]
+        source = f"{type_name(value)} (the one value of a {source})"
+    if np is not None and isinstance(value, np.ndarray):
+        if value.ndim != 0:
+            return invalid(f"a {source} of shape {value.shape}")
+        value = value[()]
+        source = f"{type_name(value)} (a 0-d array)"
+    if isinstance(value, bool) or (np is not None and isinstance(value, np.bool_)):
+        return invalid(f"a boolean ({source})")
+    if np is not None and isinstance(value, np.integer):
+        return {"type": "int", "value": str(int(value)), "source": source}
+    if np is not None and isinstance(value, np.floating):
+        return {"type": "float", "value": repr(float(value)), "source": source}
+    if isinstance(value, decimal.Decimal):
+        return {"type": "decimal", "value": str(value), "source": source}
+    if isinstance(value, int):
+        return {"type": "int", "value": str(value), "source": source}
+    if isinstance(value, float):
+        return {"type": "float", "value": repr(value), "source": source}
+    if isinstance(value, str):
+        return {"type": "str", "value": value[:100], "source": source}
+    if isinstance(value, list | tuple | set | dict):
+        return invalid(f"a {source} of {len(value)} values")
+    if value is None:
+        return invalid("None")
+    return invalid(f"a {source}")
+"""
+
 # Runs in the kernel after the notebook's own cells. It only looks at variables; it never raises,
 # so a notebook without credit_amount still finishes and the bot can say what is missing.
-READOUT_SOURCE = f'''\
-# Added by CreditBot: hands the contract variables to the bot as structured output.
+READOUT_SOURCE = (
+    "# Added by CreditBot: hands the contract variables to the bot as structured output.\n"
+    + ENCODER_SOURCE
+    + f"""
+
 def _credit_bot_readout():
-    import decimal
     from IPython.display import display
 
     def encode(value):
-        if hasattr(value, "item") and hasattr(value, "dtype"):
-            value = value.item()
-        if isinstance(value, bool) or value is None:
-            return {{"type": type(value).__name__, "value": None}}
-        if isinstance(value, decimal.Decimal):
-            return {{"type": "decimal", "value": str(value)}}
-        if isinstance(value, int):
-            return {{"type": "int", "value": str(value)}}
-        if isinstance(value, float):
-            return {{"type": "float", "value": repr(value)}}
-        if isinstance(value, str):
-            return {{"type": "str", "value": value[:100]}}
-        return {{"type": type(value).__name__, "value": None}}
+        try:
+            return _credit_bot_encode(value)
+        except Exception as exc:  # never fail here: the bot escalates what it cannot read
+            detail = "unreadable: " + type(exc).__name__
+            return {{"type": type(value).__name__, "value": None, "detail": detail}}
 
     scope = globals()
     result = {{"has_credit_amount": "credit_amount" in scope}}
@@ -83,8 +135,9 @@ def _credit_bot_readout():
 
 
 _credit_bot_readout()
-del _credit_bot_readout
-'''
+del _credit_bot_readout, _credit_bot_encode
+"""
+)
 
 
 class NotebookResultError(Exception):
@@ -173,6 +226,10 @@ class NotebookRejected(NotebookResultError):
     """The executed notebook must not be used (e.g. it leaked a secret); retrying will not help."""
 
 
+class ParametersCellMissing(ValueError):
+    """No cell to inject the parameters after: the notebook would overwrite them with its own."""
+
+
 @dataclass(frozen=True)
 class NotebookResult:
     credit: Decimal
@@ -180,12 +237,39 @@ class NotebookResult:
     context: dict[str, Any] | None
 
 
-def instrumented_copy(input_nb: str, directory: Path) -> Path:
-    """A copy of ``input_nb`` with the read-out cell appended, content-addressed so reruns reuse it."""
+def instrumented_copy(input_nb: str, directory: Path, parameter_names: tuple[str, ...] = ()) -> Path:
+    """A copy of ``input_nb`` with the read-out cell appended, content-addressed so reruns reuse it.
+
+    Without a cell tagged ``parameters``, papermill would inject the parameters at the very top and
+    the notebook's own ``looker = ""`` would overwrite them; so the cell that declares them (see
+    :func:`credit_bot.notebook_check.parameters_cell`) is tagged in the copy, or
+    :class:`ParametersCellMissing` says what to change. ``parameter_names`` are the names the bot
+    passes (none: nothing is injected, nothing to find).
+    """
     import nbformat
+
+    from credit_bot.notebook_check import parameters_cell
 
     nb = nbformat.read(input_nb, as_version=4)
     nb.cells = [c for c in nb.cells if READOUT_TAG not in c.get("metadata", {}).get("tags", [])]
+    found = parameters_cell(nb, parameter_names) if parameter_names else (-1, True)
+    if found is None:
+        raise ParametersCellMissing(
+            f"notebook {input_nb} has no cell tagged 'parameters' and no cell that only declares "
+            f'{", ".join(parameter_names)}: put `{parameter_names[0]} = ""` alone in a code cell and tag it '
+            "'parameters' (details: make check-notebook)"
+        )
+    index, tagged = found
+    if not tagged:
+        cell = nb.cells[index]
+        cell.setdefault("metadata", {}).setdefault("tags", []).append("parameters")
+        log.info(
+            "%s has no cell tagged 'parameters'; cell %d declares %s, so CreditBot tagged it in its copy: "
+            "papermill injects the parameters right after it",
+            input_nb,
+            index + 1,
+            ", ".join(parameter_names),
+        )
     cell = nbformat.v4.new_code_cell(READOUT_SOURCE)
     cell.metadata["tags"] = [READOUT_TAG]
     # new_code_cell makes a random id, which would change the digest on every call; notebooks
@@ -221,7 +305,6 @@ def read_result(output_nb: str) -> NotebookResult:
         raise NotebookRejected(rejected)
     result: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
-    error: str | None = None
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
@@ -229,10 +312,9 @@ def read_result(output_nb: str) -> NotebookResult:
                 result = data[RESULT_MIME]
             if CONTEXT_MIME in data:
                 context = data[CONTEXT_MIME]
-            if output.get("output_type") == "error" and error is None:
-                error = f"{output.get('ename')}: {str(output.get('evalue'))[:300]}"
+    error = first_error(nb)
     if error:
-        raise NotebookResultError(f"the notebook raised {error}")
+        raise NotebookResultError(f"the notebook failed in {error}")
     if result is None:
         raise NotebookResultError("the notebook did not reach CreditBot's read-out cell")
     if not result.get("has_credit_amount"):
@@ -242,16 +324,39 @@ def read_result(output_nb: str) -> NotebookResult:
     return NotebookResult(credit=credit, fraud_spend=fraud_spend, context=context)
 
 
+# Cells papermill and CreditBot add to the notebook; cell numbers count the notebook's own cells only.
+_ADDED_CELL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
+
+
+def first_error(nb: Any) -> str | None:
+    """``cell 7: AttributeError: 'NoneType' object …`` for the first cell that raised, numbered as
+    in the notebook as written (1 = its first cell; cells papermill added are not counted)."""
+    number = 0
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & _ADDED_CELL_TAGS:
+            continue
+        number += 1
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                lines = str(output.get("evalue") or "").strip().splitlines()
+                where = "CreditBot's read-out cell" if READOUT_TAG in tags else f"cell {number}"
+                return f"{where}: {output.get('ename')}: {lines[0][:300] if lines else ''}".rstrip(": ")
+    return None
+
+
 def _decode(encoded: dict[str, Any], name: str) -> Decimal:
+    source = encoded.get("source") or encoded.get("type")
     if encoded.get("value") is None:
-        raise InvalidAmount(f"{name} is {encoded.get('type')}, not a number")
+        what = encoded.get("detail") or encoded.get("type")
+        raise InvalidAmount(f"{name} is {what}, not one number: the notebook must end with one dollar amount")
     value = encoded["value"]
     if encoded["type"] == "float":
         value = float(value)
     try:
         return to_decimal(value)
     except InvalidAmount as exc:
-        raise InvalidAmount(str(exc).replace("credit_amount", name)) from None
+        raise InvalidAmount(f"{str(exc).replace('credit_amount', name)} ({source})") from None
 
 
 def validate_credit(result: NotebookResult) -> Decimal:
@@ -315,15 +420,23 @@ class CreditNotebookOperator(BaseOperator):
     def _run(self, context: Context, *, input_nb: str, output_nb: str, parameters: dict[str, Any]) -> str:
         from airflow.providers.papermill.operators.papermill import PapermillOperator
         from airflow.sdk.bases.operator import ExecutorSafeguard
+        from airflow.sdk.exceptions import AirflowFailException
+        from papermill.exceptions import PapermillExecutionError
 
         if not Path(input_nb).exists() and "://" not in input_nb:
             raise FileNotFoundError(
                 f"notebook {input_nb} does not exist: check the product rules in settings"
             )
         Path(output_nb).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            copy = instrumented_copy(
+                input_nb, Path(output_nb).parent.parent / ".instrumented", tuple(parameters)
+            )
+        except ParametersCellMissing as exc:  # fetch_requests checks this first; the notebook changed since
+            raise AirflowFailException(str(exc)) from exc
         papermill = PapermillOperator(
             task_id=self.task_id,
-            input_nb=str(instrumented_copy(input_nb, Path(output_nb).parent.parent / ".instrumented")),
+            input_nb=str(copy),
             output_nb=output_nb,
             parameters=parameters,
             kernel_name=self.kernel_name,
@@ -338,11 +451,24 @@ class CreditNotebookOperator(BaseOperator):
             try:
                 # The sentinel tells Airflow's ExecutorSafeguard this nested execute() is deliberate.
                 papermill.execute(context, PapermillOperator__sentinel=ExecutorSafeguard.sentinel_value)
+            except PapermillExecutionError:
+                self._log_failing_cell(input_nb, output_nb)
+                raise
             finally:
                 self._scrub(output_nb, secrets)
         result = read_result(output_nb)
         self.log.info("credit_amount read from %s: %s", output_nb, result.credit)
         return output_nb
+
+    def _log_failing_cell(self, input_nb: str, output_nb: str) -> None:
+        import nbformat
+
+        try:
+            error = first_error(nbformat.read(output_nb, as_version=4))
+        except (OSError, ValueError):  # papermill could not write it: its own error says why
+            return
+        if error:
+            self.log.error("the notebook %s failed in %s", input_nb, error)
 
     @contextmanager
     def _kernel_environment(self, secrets: list[str]) -> Iterator[None]:

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class ReplyNotThreaded(Exception):
+    """Slack posted a thread reply as a top-level message: its parent was deleted in the meantime."""
+
+
 def slack_hook(conn_id: str = SLACK_CONN_ID, *, for_posting: bool = False) -> SlackHook:
     """The provider's hook with ``slack_sdk``'s retry handlers.
 
@@ -93,7 +97,12 @@ def post(
     event_type: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> str:
-    """Post ``text`` (no unfurls, no mention parsing) and return the new message's ts."""
+    """Post ``text`` (no unfurls, no mention parsing) and return the new message's ts.
+
+    Slack answers a reply whose parent is gone (deleted after it was read) with success, posting it
+    top-level in the channel; the answer's ``message`` then has no ``thread_ts``. Such a post is
+    deleted at once and :class:`ReplyNotThreaded` raised, so an amount never stays in the channel.
+    """
     kwargs: dict[str, Any] = {}
     if event_type:
         kwargs["metadata"] = {"event_type": event_type, "event_payload": payload or {}}
@@ -107,6 +116,13 @@ def post(
         link_names=False,
         **kwargs,
     )
+    posted = response.get("message") or {}
+    if thread_ts and not posted.get("thread_ts"):
+        client.chat_delete(channel=channel, ts=response["ts"])
+        raise ReplyNotThreaded(
+            f"message {thread_ts} in {channel} was deleted before its reply was posted; Slack posted "
+            f"the reply top-level as {response['ts']}, which was deleted again"
+        )
     return response["ts"]
 
 

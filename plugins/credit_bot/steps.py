@@ -73,6 +73,8 @@ def _load_settings(params: dict[str, Any]) -> dict[str, Any]:
                 raise SettingsError(
                     f"product {rule.name!r}: notebook {path} does not exist (settings 'products')"
                 )
+            if "://" not in path:
+                _require_runnable(rule.name, path, settings.kernel_name)
     for conn_id in (SLACK_CONN_ID, LOOKER_CONN_ID):
         try:
             BaseHook.get_connection(conn_id)
@@ -87,6 +89,26 @@ def _load_settings(params: dict[str, Any]) -> dict[str, Any]:
     run.update(channel=channel, dry_run=dry_run, message_ts=message_ts, force=bool(params.get("force")))
     log.info("channel %s, %s", channel, "DRY RUN (nothing is posted)" if dry_run else "LIVE")
     return run
+
+
+def _require_runnable(product: str, path: str, kernel_name: str) -> None:
+    """The quick part of the notebook check: a notebook that cannot run fails the run here, once,
+    instead of once per request after a kernel start."""
+    from credit_bot import notebook_check
+
+    try:
+        findings = notebook_check.quick_findings(path, kernel_name)
+    except notebook_check.NotebookUnreadable as exc:
+        raise SettingsError(f"product {product!r}: {exc}") from None
+    for finding in findings:
+        if not finding.blocker:
+            log.info("notebook %s, %s", path, finding.one_line())
+    blockers = [f.one_line() for f in findings if f.blocker]
+    if blockers:
+        raise SettingsError(
+            f"product {product!r}: notebook {path} cannot run under CreditBot: {'; '.join(blockers)} "
+            f"(every finding: make check-notebook NOTEBOOK={path})"
+        )
 
 
 def _settings(run: dict[str, Any]) -> Settings:
@@ -265,7 +287,7 @@ def _recover_open(
 # ── resolve ────────────────────────────────────────────────────────────────────────────────────
 def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Looker links → SQL → product → notebook jobs, for one request."""
-    from credit_bot.links import UnsupportedLookerLink, looker_urls, parse_looker_url
+    from credit_bot.links import UnsupportedLookerLink, looker_urls, parse_looker_url, stated_spends
     from credit_bot.looker import LookerError, LookerHook
     from credit_bot.notebooks import output_path
     from credit_bot.products import match_product
@@ -274,6 +296,7 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
     label = intake.Request(**request).label
     SlackSide(settings).react(request, settings.reaction_picked_up)
     urls = looker_urls(request["text"], list(settings.looker_hosts))
+    stated = stated_spends(request["text"], list(settings.looker_hosts))  # checked in post_results
     if not urls:
         log.info("no Looker link on %s in the message", ", ".join(settings.looker_hosts))
     hook = LookerHook()
@@ -310,6 +333,7 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
                         settings.output_dir, run_id, request["channel"], request["ts"], len(jobs)
                     ),
                     "sql": query.sql,
+                    "stated_spend": stated.get(url),
                 }
             )
     for item in ignored:
@@ -370,6 +394,7 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
     if status == "failed":
         return {"action": "escalate", "error": "; ".join(resolved["problems"]), "links": resolved["links"]}
     total = Decimal("0.00")
+    by_link: dict[str, Decimal] = {}
     notebooks = [job["output_nb"] for job in resolved["jobs"]]
     for job in resolved["jobs"]:
         try:
@@ -385,7 +410,28 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
                 "notebooks": notebooks,
             }
         total += credit
+        by_link[job["link"]] = by_link.get(job["link"], Decimal("0.00")) + credit
+    problem = _above_stated_spend(resolved["jobs"], by_link)
+    if problem:
+        return {"action": "escalate", "error": problem, "links": resolved["links"], "notebooks": notebooks}
     return {"action": "answer", "amount": total, "links": resolved["links"], "notebooks": notebooks}
+
+
+def _above_stated_spend(jobs: list[dict[str, Any]], by_link: dict[str, Decimal]) -> str | None:
+    """A credit above the fraud spend the request states for its link (label or line), or None.
+
+    By the team's method a credit never exceeds the fraud spend behind its link; the request's
+    own figure is a check that does not come from the notebook.
+    """
+    for job in jobs:
+        stated = job.get("stated_spend")
+        if stated and by_link[job["link"]] > Decimal(stated["amount"]):
+            return (
+                f"the credit {format_usd(by_link[job['link']])} the notebook computed for {job['link']} is "
+                f"above the fraud spend {format_usd(Decimal(stated['amount']))} stated in the request "
+                f"({stated['where']}); not posted"
+            )
+    return None
 
 
 def post_results(

@@ -373,8 +373,9 @@ def _connect_presto(settings: WarehouseSettings) -> Any:
     if settings.password:
         auth = prestodb.auth.BasicAuthentication(options["user"], settings.password)
     level_name = str(settings.extra.get("isolation_level") or "AUTOCOMMIT").upper()
-    isolation_level = getattr(IsolationLevel, level_name, None)
-    if not isinstance(isolation_level, IsolationLevel):
+    # IsolationLevel is a plain class of int constants (AUTOCOMMIT, READ_UNCOMMITTED, …), not an Enum.
+    isolation_level = getattr(IsolationLevel, level_name, None) if level_name.isupper() else None
+    if not isinstance(isolation_level, int):
         raise WarehouseConnectionError(
             f"Airflow connection {settings.conn_id!r} (presto): unknown isolation_level {level_name!r}."
         )

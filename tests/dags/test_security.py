@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from harness.local import DEMO_OPERATOR
-from harness.testing.flows import HOST, fixed_result_rule, thread_posts
+from harness.testing.flows import HOST, all_xcom_values, fixed_result_rule, thread_posts
 
 pytestmark = pytest.mark.integration
 
@@ -60,20 +59,12 @@ def test_no_secret_reaches_logs_notebooks_ledger_xcom_or_slack(dag, stack, post,
         "executed notebooks": "\n".join(p.read_text() for p in Path(stack.output_dir).rglob("*.ipynb")),
         "ledger": Variable.get(LEDGER_VARIABLE),
         "slack posts and DMs": json.dumps(sandbox.posts()),
-        "xcom": _all_xcom_values(),
+        "xcom": all_xcom_values(),
     }
     assert len(list(Path(stack.output_dir).rglob("*.ipynb"))) >= 3
     assert "escalating to the operator" in places["task logs"]  # the logs were captured at all
     leaks = [(what, where) for what, s in secrets.items() for where, text in places.items() if s in text]
     assert leaks == []
-
-
-def _all_xcom_values() -> str:
-    from airflow.configuration import conf
-
-    db = conf.get("database", "sql_alchemy_conn").removeprefix("sqlite:///")
-    with sqlite3.connect(db) as connection:
-        return "\n".join(str(row[0]) for row in connection.execute("SELECT value FROM xcom"))
 
 
 def test_only_the_configured_channel_operators_and_looker_host(dag, stack, post):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -31,6 +32,8 @@ CONTEXT_MIME = "application/vnd.credit-bot.context+json"
 PROBE_MIME = "application/x-credit-bot-test-probe+json"
 FAKE_PASSWORD = "fake-warehouse-password-for-tests"
 FAKE_EXTRA_SECRET = "fake-extra-token-for-tests"
+FAKE_WRONG_PASSWORD = "fake-wrong-warehouse-password-for-tests"
+SERVER_USER = "analyst"
 PERIOD = (date(2026, 10, 1), date(2026, 11, 1))
 
 
@@ -181,13 +184,14 @@ def warehouse_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_warehouse.build(tmp_path_factory.mktemp("warehouse") / "sample.duckdb")
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, warehouse_file: Path) -> dict[str, Run]:
-    """Execute the notebook once per sample request; the connection carries fake secrets."""
+def execute_samples(
+    out_dir: Path, conn: dict[str, Any], names: list[str] | None = None
+) -> tuple[dict[str, Run], dict[str, float]]:
+    """Execute the probed notebook once per sample request against ``conn``; also each run's seconds."""
     import nbformat
     import papermill
 
-    out_dir = tmp_path_factory.mktemp("executed")
+    out_dir.mkdir(parents=True, exist_ok=True)
     # A copy of the notebook with one extra cell that reports the `credit_amount` variable itself.
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(
@@ -199,22 +203,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory, warehouse_file: Path) -> dict
     probed = out_dir / "verify_credit_probed.ipynb"
     nbformat.write(notebook, probed)
 
-    conn = {
-        "conn_type": "duckdb",
-        "host": str(warehouse_file),
-        "login": "analyst",
-        "password": FAKE_PASSWORD,
-        "extra": {"token": FAKE_EXTRA_SECRET},
-    }
     results: dict[str, Run] = {}
+    seconds: dict[str, float] = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_CREDIT_WAREHOUSE_DEFAULT", json.dumps(conn))
         mp.setenv(
             "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO / "plugins"), os.environ.get("PYTHONPATH")]))
         )
-        for name in REQUESTS:
+        for name in names or list(REQUESTS):
             output = out_dir / f"{name}.ipynb"
             error: Exception | None = None
+            started = time.perf_counter()
             try:
                 papermill.execute_notebook(
                     str(probed),
@@ -226,11 +225,61 @@ def runs(tmp_path_factory: pytest.TempPathFactory, warehouse_file: Path) -> dict
                 )
             except papermill.PapermillExecutionError as exc:
                 error = exc
+            seconds[name] = time.perf_counter() - started
             contexts = _outputs(output, CONTEXT_MIME)
             probes = _outputs(output, PROBE_MIME)
             results[name] = Run(
                 output, error, contexts[-1] if contexts else None, probes[-1] if probes else None
             )
+    return results, seconds
+
+
+Execution = tuple[dict[str, Run], dict[str, float]]
+ServerExecution = tuple[dict[str, Run], dict[str, float], list[Any]]
+
+
+@pytest.fixture(scope="module")
+def duckdb_execution(tmp_path_factory: pytest.TempPathFactory, warehouse_file: Path) -> Execution:
+    """Execute the notebook once per sample request on DuckDB; the connection carries fake secrets."""
+    conn = {
+        "conn_type": "duckdb",
+        "host": str(warehouse_file),
+        "login": "analyst",
+        "password": FAKE_PASSWORD,
+        "extra": {"token": FAKE_EXTRA_SECRET},
+    }
+    return execute_samples(tmp_path_factory.mktemp("executed"), conn)
+
+
+@pytest.fixture(scope="module")
+def runs(duckdb_execution: Execution) -> dict[str, Run]:
+    return duckdb_execution[0]
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from harness.warehouse_server import self_signed_tls
+
+    return self_signed_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def server_executions(
+    tmp_path_factory: pytest.TempPathFactory, warehouse_file: Path, tls: Any
+) -> dict[str, ServerExecution]:
+    """The same runs through the Trino and the Presto protocol: real clients, HTTPS, basic auth."""
+    from harness.warehouse_server import WarehouseServer
+
+    results = {}
+    for dialect in ("trino", "presto"):
+        with WarehouseServer(
+            warehouse_file, dialect=dialect, users={SERVER_USER: FAKE_PASSWORD}, tls=tls, page_size=2
+        ) as server:
+            conn = server.connection(
+                SERVER_USER, FAKE_PASSWORD, session_properties={"query_max_run_time": "10m"}
+            )
+            executed, seconds = execute_samples(tmp_path_factory.mktemp(dialect), conn)
+            results[dialect] = (executed, seconds, list(server.received))
     return results
 
 
@@ -430,6 +479,73 @@ def test_credentials_never_reach_the_executed_notebook(runs: dict[str, Run]) -> 
         assert "credit_amount" in text  # the file is the executed notebook, not an empty stub
         assert FAKE_PASSWORD not in text
         assert FAKE_EXTRA_SECRET not in text
+
+
+@pytest.mark.integration
+def test_identical_credits_through_duckdb_trino_and_presto(
+    duckdb_execution: Execution,
+    server_executions: dict[str, tuple[dict[str, Run], dict[str, float], list[Any]]],
+) -> None:
+    """Every sample, answers and errors alike, is the same whichever warehouse path and client ran it."""
+    duck_runs, duck_seconds = duckdb_execution
+    timings = {"duckdb": duck_seconds}
+    for dialect, (executed, seconds, received) in server_executions.items():
+        timings[dialect] = seconds
+        prefix = "X-Trino-" if dialect == "trino" else "X-Presto-"
+        statements = [r for r in received if r.method == "POST"]
+        # The notebook really went through this server and client: every query carried its headers.
+        assert len(statements) >= 5 * len(COMPUTED)
+        assert all(r.headers.get(f"{prefix}User") == SERVER_USER for r in statements)
+        assert all(r.headers.get(f"{prefix}Session") == "query_max_run_time=10m" for r in statements)
+        assert any(r.path.startswith("/v1/statement/executing/") for r in received)
+        for name in REQUESTS:
+            ours, theirs = duck_runs[name], executed[name]
+            assert theirs.context == ours.context, (dialect, name)
+            assert theirs.probe == ours.probe, (dialect, name)
+            assert (type(theirs.error), getattr(theirs.error, "ename", None)) == (
+                type(ours.error),
+                getattr(ours.error, "ename", None),
+            ), (dialect, name)
+            if ours.error is not None:
+                assert theirs.error is not None
+                assert theirs.error.evalue == ours.error.evalue  # type: ignore[attr-defined]
+    for name in COMPUTED:
+        assert duck_runs[name].context is not None
+    for path, seconds in timings.items():
+        total = sum(seconds.values())
+        print(f"\n{path}: verify_acme {seconds['verify_acme']:.2f} s; {len(seconds)} samples {total:.2f} s")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("dialect", ["trino", "presto"])
+def test_wrong_password_is_clear_and_leaks_nowhere(
+    dialect: str, tmp_path: Path, warehouse_file: Path, tls: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from harness.warehouse_server import WarehouseServer
+
+    caplog.set_level("DEBUG")
+    with WarehouseServer(
+        warehouse_file, dialect=dialect, users={SERVER_USER: FAKE_PASSWORD}, tls=tls
+    ) as server:
+        conn = server.connection(SERVER_USER, FAKE_WRONG_PASSWORD)
+        executed, _ = execute_samples(tmp_path, conn, ["verify_acme"])
+        received = list(server.received)
+        failed_logins = server.failed_logins
+    run = executed["verify_acme"]
+    assert run.error is not None
+    assert run.error.ename == "WarehouseConnectionError"  # type: ignore[attr-defined]
+    engine = "Trino" if dialect == "trino" else "Presto"
+    assert f"{engine} at https://127.0.0.1:" in run.error.evalue  # type: ignore[attr-defined]
+    assert f"refused the login of user '{SERVER_USER}' (HTTP 401)" in run.error.evalue  # type: ignore[attr-defined]
+    assert "Check the connection's login and password" in run.error.evalue  # type: ignore[attr-defined]
+    assert failed_logins >= 1
+    assert run.context is None
+    notebook_text = run.path.read_text(encoding="utf-8")
+    for secret in (FAKE_WRONG_PASSWORD, FAKE_PASSWORD):
+        assert secret not in notebook_text  # outputs, tracebacks and the injected parameters
+        assert secret not in str(run.error)
+        assert secret not in caplog.text
+        assert secret not in json.dumps([r.__dict__ for r in received])
 
 
 def test_sample_requests_run_october_2026() -> None:

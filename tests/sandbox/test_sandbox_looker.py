@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import requests
-from looker_sdk.error import SDKError
+from looker_sdk.error import ErrorDocHelper, SDKError
 from looker_sdk.sdk.api40.methods import Looker40SDK
 
 from harness.sandbox import Sandbox
@@ -94,23 +94,35 @@ def test_dashboard_elements(looker: Looker40SDK) -> None:
     assert saved.result_maker.query.id == "502"
 
 
+DOC = "https://cloud.google.com/looker/docs/r/err/4.0/404/get"
+
+
 @pytest.mark.parametrize(
-    "call",
+    ("call", "doc_url"),
     [
-        pytest.param(lambda sdk: sdk.look("999"), id="look"),
-        pytest.param(lambda sdk: sdk.look("abc"), id="look-non-numeric"),
-        pytest.param(lambda sdk: sdk.query("999"), id="query"),
-        pytest.param(lambda sdk: sdk.query_for_slug("nope"), id="slug"),
-        pytest.param(lambda sdk: sdk.run_query("999", "sql"), id="run"),
-        pytest.param(lambda sdk: sdk.dashboard("0"), id="dashboard"),
+        pytest.param(lambda sdk: sdk.look("999"), f"{DOC}/looks/:look_id", id="look"),
+        pytest.param(lambda sdk: sdk.look("abc"), f"{DOC}/looks/:look_id", id="look-non-numeric"),
+        pytest.param(lambda sdk: sdk.query("999"), f"{DOC}/queries/:query_id", id="query"),
+        pytest.param(lambda sdk: sdk.query_for_slug("nope"), f"{DOC}/queries/slug/:slug", id="slug"),
+        pytest.param(
+            lambda sdk: sdk.run_query("999", "sql"),
+            f"{DOC}/queries/:query_id/run/:result_format",
+            id="run",
+        ),
+        pytest.param(lambda sdk: sdk.dashboard("0"), f"{DOC}/dashboards/:dashboard_id", id="dashboard"),
     ],
 )
-def test_unknown_ids_are_404_sdk_errors(
-    sandbox: Sandbox, looker: Looker40SDK, call: Callable[[Looker40SDK], Any]
+def test_unknown_ids_are_404_sdk_errors_with_lookers_documentation_url(
+    sandbox: Sandbox, looker: Looker40SDK, call: Callable[[Looker40SDK], Any], doc_url: str
 ) -> None:
     with pytest.raises(SDKError) as excinfo:
         call(looker)
     assert excinfo.value.message == "Not found"
+    assert excinfo.value.documentation_url == doc_url
+    # The shape looker_sdk's error-doc helper acts on (status in the third group, route after it).
+    match = ErrorDocHelper.pattern.search(doc_url)
+    assert match is not None
+    assert match.group(3) == "404"
     assert sandbox.calls(api="looker")[-1]["status"] == 404
 
 

@@ -196,6 +196,15 @@ def ts_key(ts: str) -> tuple[int, int]:
     return int(seconds), int(micros)
 
 
+def test_a_reply_to_a_deleted_parent_is_posted_unthreaded(sandbox: Sandbox, slack: WebClient) -> None:
+    """Slack documents no error for it: the post succeeds as a top-level message without thread_ts."""
+    parent = sandbox.add_message(CHANNEL, "credit please, then deleted")
+    sandbox.delete_message(CHANNEL, parent)
+    answer = slack.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="Approved, $1.00, exceptions")
+    assert "thread_ts" not in answer["message"]
+    assert history_ts(slack)[0] == answer["ts"]
+
+
 def test_post_timestamps_are_unique_and_increasing(slack: WebClient) -> None:
     stamps = [slack.chat_postMessage(channel=CHANNEL, text=f"n{i}")["ts"] for i in range(15)]
     assert all(re.fullmatch(r"\d{10}\.\d{6}", ts) for ts in stamps)
