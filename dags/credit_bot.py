@@ -9,7 +9,8 @@ never to the thread. **Dry-run is on by default**: everything runs, nothing is p
 text that would have been posted is in the `post_results` logs.
 
 Flow: `fetch_requests` → `resolve` (one per request) → `run_notebook` (one per request: its
-Verify notebooks) → `post_results` (one per request) → `record_ledger`.
+Verify notebooks) → `post_results` (one per request) → `record_ledger` → `report_failures` (red
+when a request's task failed or an operator DM could not be sent, so the failure alert fires).
 
 * **When it runs**: every 10 minutes, and within seconds of a post when Slack Socket Mode is set up
   (connection `slack_app_default`; the triggerer watches the channel).
@@ -176,6 +177,17 @@ def credit_bot():
         steps.set_run_note(ti.dag_id, ti.run_id, recorded["summary"])
         return recorded
 
+    @task
+    def report_failures(recorded: dict) -> None:
+        """Red = a request's task failed, or an operator DM could not be sent (the ledger is written).
+
+        Fails the run so that the failure alert fires; never a green run over a silent failure.
+        """
+        from credit_bot import steps
+
+        ti = get_current_context()["ti"]
+        steps.report_failures(ti.dag_id, ti.run_id, recorded)
+
     requests = fetch_requests()
     run = requests["run"]  # the settings with this run's params, pushed by fetch_requests
     resolved = resolve.partial(run=run).expand(request=requests)
@@ -191,7 +203,9 @@ def credit_bot():
     ).expand_kwargs(resolved.map(_notebook_task))
     outcomes = post_results.partial(run=run).expand(request=requests)
     notebooks >> outcomes
-    record_ledger(outcomes) << requests
+    recorded = record_ledger(outcomes)
+    recorded << requests
+    report_failures(recorded)
 
 
 dag = credit_bot()

@@ -96,9 +96,19 @@ def _demo(console: TextIO) -> int:
             f"Second run: {second.state}, {second_wall:.1f} s, thread replies in total: {posts_total} "
             "(the second run answered nothing again)."
         )
+        # A run in which a request's task failed ends failed (report_failures) after its ledger is
+        # written: echo's notebook error makes both runs red by design. What must hold is that each
+        # reply is the expected one and every run recorded its outcomes.
+        say("(Both runs end failed by design: echo's notebook task fails, and report_failures says so.)")
         say(f"Executed notebooks: {Path(stack.output_dir)}")
         say(f"Airflow's, papermill's and the kernels' logs: {LOG_FILE}")
-    return 0 if str(first.state) == "success" and str(second.state) == "success" else 1
+        expected_replies = all(
+            replies.get(ts, {}).get("text", "").startswith(item["expect"])
+            for ts, item in posted
+            if not item["expect"].startswith("(")
+        )
+    recorded = all(str(r.get_task_instance("record_ledger").state) == "success" for r in (first, second))
+    return 0 if expected_replies and recorded else 1
 
 
 if __name__ == "__main__":

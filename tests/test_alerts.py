@@ -92,6 +92,40 @@ def test_dag_failure_names_the_task_and_its_log(stack: LocalStack) -> None:
     assert "tasks/record_ledger?try_number=1" in text
 
 
+def test_report_failures_says_the_ledger_was_written(stack: LocalStack) -> None:
+    alerts.on_dag_failure(task_context(task_id=alerts.REPORT_TASK))
+
+    [text] = dm_texts(stack)
+    assert f"• Error: {alerts.REPORT_ERROR}" in text
+    assert "• Next: the ledger has this run's outcomes" in text
+    assert "unchanged" not in text
+
+
+@pytest.mark.parametrize(
+    ("settings", "env", "to"),
+    [
+        pytest.param(
+            {"operators": ["U0NOSUCHUSER"], "alert_channel": "C0PRODMEMOS"}, None, "C0PRODMEMOS", id="setting"
+        ),
+        pytest.param({"operators": ["U0NOSUCHUSER"]}, "C0PRODMEMOS", "C0PRODMEMOS", id="env"),
+        pytest.param(
+            {"operators": [], "alert_channel": "C0PRODMEMOS"}, None, "C0PRODMEMOS", id="no-operators"
+        ),
+    ],
+)
+def test_alert_goes_to_the_alert_channel_when_no_operator_can_be_dmed(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, settings: dict, env: str | None, to: str
+) -> None:
+    stack.use_settings(**settings)
+    if env:
+        monkeypatch.setenv(alerts.ALERT_CHANNEL_ENV, env)
+
+    assert alerts.notify_failure(task_context(RuntimeError("boom"))) == [to]
+
+    [post] = stack.sandbox.posts(to)
+    assert "CreditBot failed" in post["text"]
+
+
 def test_minimal_dag_context_links_the_run(stack: LocalStack) -> None:
     # What the dag-processor passes when the failed task is gone from the DAG: dag, run_id, reason.
     alerts.on_dag_failure(

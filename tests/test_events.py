@@ -39,16 +39,46 @@ def _msg(**fields: Any) -> dict[str, Any]:
     }
 
 
-def _edit(old: str, new: str, **message: Any) -> dict[str, Any]:
+def _edit(old: str, new: str, *, edited: bool = True, **message: Any) -> dict[str, Any]:
     base = {"type": "message", "user": "U0REQUESTER", "ts": "1.000001", **message}
+    changed = {
+        **base,
+        "text": new,
+        **({"edited": {"user": "U0REQUESTER", "ts": "2.000001"}} if edited else {}),
+    }
     return {
         "type": "message",
         "subtype": "message_changed",
         "channel": CHANNEL,
         "ts": "2.000001",
-        "message": {**base, "text": new},
+        "message": changed,
         "previous_message": {**base, "text": old},
     }
+
+
+# Slack's unfurl of a link already in the post: message_changed with attachments, no "edited".
+UNFURL = {
+    "type": "message",
+    "subtype": "message_changed",
+    "hidden": True,
+    "channel": CHANNEL,
+    "ts": "2.000001",
+    "message": {
+        "type": "message",
+        "user": "U0REQUESTER",
+        "ts": "1.000001",
+        "text": f"no link yet {LINK}",
+        "attachments": [
+            {
+                "from_url": "https://credit-sandbox.cloud.looker.com/looks/123",
+                "original_url": "https://credit-sandbox.cloud.looker.com/looks/123",
+                "service_name": "Looker",
+                "title": "Verify fraud spend",
+            }
+        ],
+    },
+    "previous_message": {"type": "message", "user": "U0REQUESTER", "ts": "1.000001", "text": "no link yet"},
+}
 
 
 @pytest.mark.parametrize(
@@ -56,7 +86,14 @@ def _edit(old: str, new: str, **message: Any) -> dict[str, Any]:
     [
         pytest.param(_msg(), ("new", "1.000001", None), id="top-level-post"),
         pytest.param(_msg(subtype="file_share"), ("new", "1.000001", None), id="file-share"),
-        pytest.param(_msg(bot_id="B0CREDITBOT"), None, id="bot-post"),
+        # The trigger cannot read request_bots: another bot's top-level post starts a run that decides.
+        pytest.param(_msg(bot_id="B0WORKFLOW"), ("new", "1.000001", None), id="other-bot-post"),
+        pytest.param(_msg(bot_id="B0CREDITBOT", app_id="A0CREDITBOT"), None, id="own-post"),
+        pytest.param(_msg(user="U0CREDITBOT", bot_id="B0CREDITBOT"), None, id="own-post-by-user-id"),
+        pytest.param(UNFURL, None, id="unfurl-is-not-an-edit"),
+        pytest.param(
+            _edit("no link yet", f"here {LINK}", edited=False), None, id="changed-without-edited-is-no-edit"
+        ),
         pytest.param(_msg(subtype="channel_join"), None, id="join"),
         pytest.param(_msg(subtype="channel_leave"), None, id="leave"),
         pytest.param(_msg(user=None), None, id="no-author"),
@@ -73,7 +110,12 @@ def _edit(old: str, new: str, **message: Any) -> dict[str, Any]:
         pytest.param(_edit("no link yet", f"here {LINK}"), ("edited", "1.000001", None), id="edit-adds-link"),
         pytest.param(_edit(f"a {LINK}", f"b {LINK}"), None, id="edit-keeps-link"),
         pytest.param(_edit("typo", "typo fixed"), None, id="edit-without-link"),
-        pytest.param(_edit("x", f"x {LINK}", bot_id="B0X"), None, id="bot-edit"),
+        pytest.param(
+            _edit("x", f"x {LINK}", bot_id="B0X"), ("edited", "1.000001", None), id="other-bot-edit"
+        ),
+        pytest.param(
+            _edit("x", f"x {LINK}", bot_id="B0CREDITBOT", app_id="A0CREDITBOT"), None, id="own-edit"
+        ),
         pytest.param(
             _edit("x", f"x {LINK}", ts="3.000001", thread_ts="1.000001"),
             ("thread_reply", "3.000001", "1.000001"),
@@ -83,7 +125,7 @@ def _edit(old: str, new: str, **message: Any) -> dict[str, Any]:
     ],
 )
 def test_classify(event: dict[str, Any], expected: tuple[str, str, str | None] | None) -> None:
-    payload = classify(event, CHANNEL)
+    payload = classify(event, CHANNEL, bot_user_id="U0CREDITBOT", app_id="A0CREDITBOT")
     if expected is None:
         assert payload is None
     else:
@@ -293,7 +335,9 @@ def test_trigger_fires_for_requests_edits_and_replies_and_acks_everything(sandbo
     async def body(running: Running) -> None:
         await until(lambda: sandbox.socket_status()["connections"] == 1, "the trigger to connect")
         sandbox.add_message(CHANNEL, "<@U0OPERATOR> has joined", user="U0OPERATOR", subtype="channel_join")
-        sandbox.add_message(CHANNEL, "automated notice", user=None, bot_id="B0OTHERAPP")
+        # Another app's post may be a workflow form in request_bots: the run decides.
+        notice = sandbox.add_message(CHANNEL, "automated notice", user=None, bot_id="B0OTHERAPP")
+        assert (await running.next())["ts"] == notice
         first = sandbox.add_message(CHANNEL, "Credit request for Gamma, link to follow")
         fired = await running.next()
         carried = fired.pop("message")
@@ -303,6 +347,8 @@ def test_trigger_fires_for_requests_edits_and_replies_and_acks_everything(sandbo
         assert carried["text"] == "Credit request for Gamma, link to follow"
         assert "channel" not in carried
         assert "edited" not in carried
+        # Slack's link preview a moment later: message_changed without "edited" fires nothing.
+        sandbox.unfurl(CHANNEL, first, {"from_url": "https://example.com/", "title": "preview"})
 
         sandbox.edit_message(CHANNEL, first, "Credit request for Gamma, link to follow (typo)")
         sandbox.edit_message(CHANNEL, first, f"Credit request for Gamma {LINK}")
@@ -328,7 +374,7 @@ def test_trigger_fires_for_requests_edits_and_replies_and_acks_everything(sandbo
 
     drive(body)
     envelopes = sandbox.socket_envelopes()
-    assert len(envelopes) == 7  # every event was pushed, the trigger fired for three
+    assert len(envelopes) == 8  # every event was pushed, the trigger fired for four
     assert all(e["acked"] for e in envelopes)
 
 

@@ -16,6 +16,8 @@ from credit_bot.intake import (
     select,
     skip_reason,
 )
+from credit_bot.links import looker_urls
+from harness.testing import slack_shapes as shapes
 
 CHANNEL = "C0123ABCD"
 BOT = "U0BOT0001"
@@ -75,7 +77,8 @@ def _msg(**fields: Any) -> dict[str, Any]:
         pytest.param(_msg(bot_id="B0123"), "posted by a bot", id="bot-id"),
         pytest.param(_msg(bot_profile={"name": "x"}), "posted by a bot", id="bot-profile"),
         pytest.param(_msg(user=BOT), "posted by a bot", id="own-user-id"),
-        pytest.param(_msg(subtype="bot_message"), "subtype bot_message", id="bot-message-subtype"),
+        pytest.param(_msg(subtype="bot_message"), "posted by a bot", id="bot-message-subtype"),
+        pytest.param(_msg(subtype="tombstone", user="USLACKBOT"), "deleted", id="tombstone"),
         pytest.param(_msg(subtype="channel_join"), "subtype channel_join", id="channel-join"),
         pytest.param(_msg(subtype="message_changed"), "subtype message_changed", id="message-changed"),
         pytest.param(_msg(subtype="message_deleted"), "subtype message_deleted", id="message-deleted"),
@@ -338,3 +341,220 @@ def test_label_names_who_when_what_and_ts() -> None:
         reason="new",
     )
     assert request.label == "U0REQ0001 · Nov 24 16:00 UTC · “credit acme” · 1764000000.000100"
+
+
+# ── workflow and app posts; what a post says beyond its text ───────────────────────────────────
+LOOK_B = f"https://{HOST}/looks/456"
+
+
+def _workflow(*elements: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"type": "message", "ts": TS, "text": "", **shapes.workflow_post(*elements), **fields}
+
+
+@pytest.mark.parametrize(
+    ("message", "request_bots", "reason"),
+    [
+        pytest.param(_workflow(), [shapes.WORKFLOW_BOT], None, id="allowed-by-bot-id"),
+        pytest.param(_workflow(), [shapes.WORKFLOW_APP], None, id="allowed-by-app-id"),
+        pytest.param(_workflow(), [], "not in request_bots", id="not-allowed"),
+        pytest.param(_workflow(), ["B0SOMEONE"], "not in request_bots", id="another-bot-allowed"),
+        pytest.param(
+            _msg(user="U0APPBOT", bot_id="B0APP", app_id="A0APP"), ["A0APP"], None, id="app-post-no-subtype"
+        ),
+        pytest.param(_msg(bot_id="B0OWN"), ["B0OWN"], "CreditBot itself", id="own-bot-even-if-listed"),
+        pytest.param(_msg(user=BOT, bot_id="B0X"), ["B0X"], "CreditBot itself", id="own-user-even-if-listed"),
+        pytest.param(
+            _workflow(thread_ts="1763999999.000050"), [shapes.WORKFLOW_BOT], "reply", id="allowed-bot-reply"
+        ),
+        pytest.param(
+            _workflow(subtype="bot_add"),
+            [shapes.WORKFLOW_BOT],
+            "subtype bot_add",
+            id="allowed-bot-other-subtype",
+        ),
+    ],
+)
+def test_bot_posts_are_requests_only_from_request_bots(
+    message: dict[str, Any], request_bots: list[str], reason: str | None
+) -> None:
+    why = skip_reason(message, BOT, request_bots=request_bots, own_bot_id="B0OWN")
+    assert why is None if reason is None else reason in why
+
+
+@pytest.mark.parametrize(
+    ("message", "requester"),
+    [
+        pytest.param(_workflow(*shapes.workflow_form("U0ASKER", None)), "U0ASKER", id="form-user-field"),
+        pytest.param(_workflow(shapes.text("no one named")), shapes.WORKFLOW_BOT, id="form-without-mention"),
+        pytest.param(
+            _workflow(text="for <@U0TEXTUSER|asker>: see form"), "U0TEXTUSER", id="mention-in-text-wins"
+        ),
+        pytest.param(_msg(text="cc <@U0OTHER> please"), "U0REQ0001", id="person-is-the-requester"),
+    ],
+)
+def test_requester(message: dict[str, Any], requester: str) -> None:
+    assert intake.requester(message) == requester
+
+
+SECTION = {"type": "rich_text_section", "elements": [shapes.link(LOOK, "$1")]}
+
+
+@pytest.mark.parametrize(
+    ("message", "urls"),
+    [
+        pytest.param(
+            _workflow(shapes.text("Fraud spend: "), shapes.link(LOOK, "$9,000")), [LOOK], id="blocks-only"
+        ),
+        pytest.param(
+            _msg(
+                text=f"spend <{LOOK}|$1>",
+                blocks=shapes.rich_text([shapes.text("spend "), shapes.link(LOOK, "$1")]),
+            ),
+            [LOOK],
+            id="text-and-its-blocks-once",
+        ),
+        pytest.param(
+            _msg(text="see form", blocks=shapes.rich_text([shapes.link(LOOK_B)])), [LOOK_B], id="summary-text"
+        ),
+        pytest.param(
+            _msg(
+                text="",
+                blocks=[
+                    {"type": "rich_text", "elements": [{"type": "rich_text_list", "elements": [SECTION]}]}
+                ],
+            ),
+            [LOOK],
+            id="in-a-list",
+        ),
+        pytest.param(
+            _msg(
+                text="", blocks=[{"type": "rich_text", "elements": [{**SECTION, "type": "rich_text_quote"}]}]
+            ),
+            [LOOK],
+            id="in-a-quote",
+        ),
+        pytest.param(
+            _msg(
+                text="",
+                blocks=[{"type": "rich_text", "elements": [{**SECTION, "type": "rich_text_preformatted"}]}],
+            ),
+            [LOOK],
+            id="in-preformatted",
+        ),
+        pytest.param(
+            _msg(
+                text="", blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": f"<{LOOK}|spend>"}}]
+            ),
+            [LOOK],
+            id="section-mrkdwn",
+        ),
+        pytest.param(
+            _msg(
+                text="",
+                **shapes.forwarded(
+                    f"spend <{LOOK}|$1>",
+                    shapes.rich_text([shapes.link(LOOK, "$1")]),
+                    channel="C0OTHER",
+                    ts=TS,
+                ),
+            ),
+            [LOOK],
+            id="forwarded-text-and-blocks",
+        ),
+        pytest.param(
+            _msg(
+                text="",
+                **shapes.forwarded(
+                    "", shapes.rich_text([shapes.link(LOOK_B, "$2")]), channel="C0OTHER", ts=TS
+                ),
+            ),
+            [LOOK_B],
+            id="forwarded-blocks-only",
+        ),
+        pytest.param(
+            _msg(
+                text=f"please credit, also <{LOOK_B}>",
+                **shapes.forwarded(f"<{LOOK}>", [], channel="C0OTHER", ts=TS),
+            ),
+            [LOOK_B, LOOK],
+            id="share-with-comment",
+        ),
+        pytest.param(
+            _msg(text=f"<{LOOK}>", attachments=[shapes.unfurl(LOOK)]), [LOOK], id="unfurl-adds-nothing"
+        ),
+        pytest.param(
+            # A pasted permalink unfurls into the linked message, Looker link and all: that is a
+            # preview of a link in the post, not part of this request.
+            _msg(
+                text="<https://credit-sandbox.slack.com/archives/C0OTHER/p1763990000000100>",
+                **shapes.forwarded(f"<{LOOK}>", [], channel="C0OTHER", ts="1763990000.000100"),
+            ),
+            [],
+            id="permalink-unfurl-adds-nothing",
+        ),
+        pytest.param(
+            _msg(text="", attachments=[{"text": f"<{LOOK}>", "title": "an app's attachment"}]),
+            [],
+            id="plain-app-attachment-ignored",
+        ),
+        pytest.param(
+            _msg(text=f"<{LOOK}>", blocks=shapes.rich_text([shapes.link("https://evil.example/looks/1")])),
+            [LOOK],
+            id="looker-hosts-apply-to-blocks",
+        ),
+        pytest.param(
+            _msg(text=f"<{LOOK}/>", blocks=shapes.rich_text([shapes.link(LOOK.replace(HOST, HOST.upper()))])),
+            [f"{LOOK}/"],
+            id="same-link-spelled-differently-once",
+        ),
+    ],
+)
+def test_message_text_holds_every_link_a_person_sees_once(message: dict[str, Any], urls: list[str]) -> None:
+    assert looker_urls(intake.message_text(message), [HOST]) == urls
+
+
+def test_block_text_keeps_labels_and_escapes_like_slack_text() -> None:
+    blocks = shapes.rich_text(
+        [shapes.text("a < b & c: "), shapes.link(f"{LOOK}?x=1&y=2", "$179.73"), shapes.user("U0A")]
+    )
+    assert intake.blocks_text(blocks) == f"a &lt; b &amp; c: <{LOOK}?x=1&amp;y=2|$179.73><@U0A>"
+    assert looker_urls(intake.blocks_text(blocks), [HOST]) == [f"{LOOK}?x=1&y=2"]
+
+
+def test_select_takes_workflow_posts_with_their_requester_and_blocks() -> None:
+    form = _workflow(*shapes.workflow_form("U0ASKER", shapes.link(LOOK, "$9,000.00")))
+    other = _workflow(ts="1763990000.000002", bot_id="B0DIGEST", bot_profile={"id": "B0DIGEST"})
+    requests, _, notes = _select([form, other], request_bots=(shapes.WORKFLOW_BOT,))
+    [request] = requests
+    assert request.user == "U0ASKER"
+    assert looker_urls(request.text, [HOST]) == [LOOK]
+    assert request.label.startswith("U0ASKER · ")
+    assert any("not in request_bots" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "closed"),
+    [
+        pytest.param(ledger.LINK_REQUESTED, True, id="waiting-for-a-link"),
+        pytest.param(ledger.RETRYING, True, id="retrying"),
+        pytest.param(ledger.ANSWERED, False, id="answered-stays"),
+    ],
+)
+def test_tombstone_closes_its_request_and_is_never_one(outcome: str, closed: bool) -> None:
+    tombstone = {
+        "type": "message",
+        "subtype": "tombstone",
+        "ts": TS,
+        "thread_ts": TS,
+        "user": "USLACKBOT",
+        "text": "This message was deleted.",
+        "hidden": True,
+        "reply_count": 2,
+        "latest_reply": f"{float(TS) + 60:.6f}",
+    }
+    requests, outcomes, _ = _select([tombstone], _book({"outcome": outcome, "attempts": 1, "reply_ts": TS}))
+    assert requests == []
+    assert [o["outcome"] for o in outcomes] == ([ledger.DELETED] if closed else [])
+    requests, outcomes, notes = _select([tombstone], force=True)
+    assert (requests, outcomes) == ([], [])
+    assert "tombstone" in notes[0]

@@ -14,6 +14,7 @@ from credit_bot.links import (
     looker_urls,
     normalize_host,
     parse_looker_url,
+    url_key,
 )
 
 HOST = "credit-sandbox.cloud.looker.com"
@@ -185,3 +186,24 @@ def test_huge_message_is_fast(filler: str) -> None:
     found = looker_urls(text, HOSTS)
     assert time.perf_counter() - started < 1.0
     assert LOOK in found
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        pytest.param(LOOK, f"{LOOK}/", True, id="trailing-slash"),
+        pytest.param(LOOK, LOOK.replace("https://credit", "HTTPS://Credit"), True, id="scheme-and-host-case"),
+        pytest.param(LOOK, LOOK.replace(HOST, f"{HOST}:443"), True, id="default-port"),
+        pytest.param(LOOK, f"{LOOK}#vis", True, id="fragment"),
+        pytest.param(LOOK, LOOK.replace(HOST, f"{HOST}:8443"), False, id="other-port"),
+        pytest.param(LOOK, f"https://{HOST}/looks/1234", False, id="other-look"),
+        pytest.param(EXPLORE, EXPLORE.replace("toggle=fil", "toggle=vis"), False, id="query-counts"),
+        pytest.param(LOOK, LOOK.replace("/looks/", "/LOOKS/"), False, id="path-case-counts"),
+    ],
+)
+def test_url_key_says_when_two_spellings_are_one_link(a: str, b: str, same: bool) -> None:
+    assert (url_key(a) == url_key(b)) is same
+
+
+def test_find_urls_counts_each_link_once_however_spelled() -> None:
+    assert find_urls(f"<{LOOK}|a> <{LOOK}/> {LOOK.upper().replace('/LOOKS/', '/looks/')}") == [LOOK]

@@ -120,3 +120,25 @@ def test_defang_bounds_length(length: int, limit: int) -> None:
 
 def test_defang_keeps_text_at_limit() -> None:
     assert defang("x" * 300) == "x" * 300
+
+
+@pytest.mark.parametrize(
+    ("requester", "line"),
+    [
+        pytest.param("U0ASKER", "• Requested by: <@U0ASKER>", id="person"),
+        pytest.param("B0WORKFLOW", "• Requested by: bot B0WORKFLOW", id="workflow-without-mention"),
+        pytest.param("<!channel>", None, id="not-an-id-is-never-quoted"),
+        pytest.param(None, None, id="unknown"),
+    ],
+)
+def test_operator_dm_names_the_requester(requester: str | None, line: str | None) -> None:
+    text = operator_dm(
+        problem="x",
+        permalink=PERMALINK,
+        channel="C0123ABCD",
+        ts="1.000001",
+        log_url=None,
+        next_step="y",
+        requester=requester,
+    )
+    assert (line in text.splitlines()) if line else "Requested by" not in text

@@ -152,6 +152,11 @@ def test_non_object_json(text: str) -> None:
         pytest.param({"notebook_timeout_seconds": -1}, "at least 1", id="negative-timeout"),
         pytest.param({"page_size": 1000}, "999", id="page-size-too-big"),
         pytest.param({"category": ["exceptions"]}, "must be a string", id="category-list"),
+        pytest.param({"request_bots": ["U0WORKFLOW"]}, "bot IDs", id="request-bot-is-a-user"),
+        pytest.param({"request_bots": ["Credit form"]}, "bot IDs", id="request-bot-name"),
+        pytest.param({"request_bots": [7]}, "list of strings", id="request-bot-number"),
+        pytest.param({"alert_channel": "#alerts"}, "channel ID", id="alert-channel-name"),
+        pytest.param({"alert_channel": "U0OPERATOR"}, "channel ID", id="alert-channel-user"),
     ],
 )
 def test_rejected_settings(overrides: dict[str, Any], match: str) -> None:
@@ -225,3 +230,12 @@ def test_task_value_round_trip(overrides: dict[str, Any]) -> None:
 def test_time_windows_are_range_checked(values: dict, problem: str) -> None:
     with pytest.raises(SettingsError, match=problem):
         _from(**values)
+
+
+def test_request_bots_and_alert_channel() -> None:
+    assert Settings().request_bots == ()
+    assert Settings().alert_channel == ""
+    settings = _from(request_bots=["B0WORKFLOW", " A0FORMAPP "], alert_channel="C0ALERTS")
+    assert settings.request_bots == ("B0WORKFLOW", "A0FORMAPP")
+    assert settings.alert_channel == "C0ALERTS"
+    assert Settings.from_task_value(settings.to_dict()) == settings

@@ -1,10 +1,12 @@
-"""Pure parts of the task bodies: the run note's summary line."""
+"""Pure parts of the task bodies: the run note's summary line, which failures fail the run, the scopes."""
 
 from __future__ import annotations
 
 import pytest
 
-from credit_bot.steps import run_summary
+from credit_bot.settings import Settings
+from credit_bot.slack import missing_scopes, scope_failure
+from credit_bot.steps import failed_request_tasks, needed_scopes, run_summary
 
 
 def _o(outcome: str, amount: str | None = None) -> dict:
@@ -39,6 +41,73 @@ def _o(outcome: str, amount: str | None = None) -> dict:
 )
 def test_run_summary(outcomes: list, dry_run: bool, summary: str) -> None:
     assert run_summary(outcomes, dry_run) == summary
+
+
+# ── which request tasks fail the run; which scopes a run needs ─────────────────────────────────
+@pytest.mark.parametrize(
+    ("states", "failed"),
+    [
+        pytest.param({"resolve_0": "success", "post_results_0": "success"}, [], id="all-green"),
+        pytest.param({"run_notebook_0": "success"}, [], id="retried-then-succeeded-is-success"),
+        pytest.param(
+            {"resolve_0": "failed", "resolve_1": "success", "run_notebook_12": "upstream_failed"},
+            ["resolve[0]", "run_notebook[12]"],
+            id="mapped-failures",
+        ),
+        pytest.param({"notebook_jobs": "failed"}, ["notebook_jobs"], id="unmapped"),
+        pytest.param(
+            {"fetch_requests": "failed", "record_ledger": "failed", "report_failures": "running"},
+            [],
+            id="not-request-tasks",
+        ),
+        pytest.param({"post_results_x": "failed"}, [], id="not-a-map-index"),
+    ],
+)
+def test_failed_request_tasks(states: dict, failed: list) -> None:
+    assert failed_request_tasks(states) == failed
+
+
+READ = "channels:history|groups:history"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "now", "later"),
+    [
+        pytest.param({}, [READ, "chat:write", "im:write", "im:history", "reactions:write"], [], id="live"),
+        pytest.param({"operators": ()}, [READ, "chat:write", "reactions:write"], [], id="live-no-operators"),
+        pytest.param(
+            {"reaction_picked_up": "", "reaction_answered": "", "reaction_escalated": ""},
+            [READ, "chat:write", "im:write", "im:history"],
+            [],
+            id="live-no-reactions",
+        ),
+        pytest.param(
+            {"dry_run": True},
+            [READ],
+            ["chat:write", "im:write", "im:history", "reactions:write"],
+            id="dry-run-reads-only",
+        ),
+        pytest.param(
+            {"dry_run": True, "dry_run_preview": True, "reactions_in_dry_run": True},
+            [READ, "chat:write", "im:write", "im:history", "reactions:write"],
+            [],
+            id="dry-run-with-preview-and-reactions",
+        ),
+    ],
+)
+def test_needed_scopes(overrides: dict, now: list, later: list) -> None:
+    base = {"looker_hosts": ("x.cloud.looker.com",), "operators": ("U0OPERATOR",), "dry_run": False}
+    assert needed_scopes(Settings(**{**base, **overrides})) == (now, later)
+
+
+def test_scope_failure_names_each_missing_scope_and_its_use() -> None:
+    granted = frozenset({"groups:history", "chat:write", "im:write", "reactions:write"})
+    missing = missing_scopes(granted, [READ, "chat:write", "im:write", "im:history", "reactions:write"])
+    assert missing == ["im:history"]
+    message = scope_failure(missing)
+    assert "lacks 1 scope(s): im:history: to read an operator's DM back" in message
+    assert "reinstall the app" in message
+    assert scope_failure([READ]).count("channels:history or groups:history") == 1
 
 
 # ── decide: the fraud spend the request states ─────────────────────────────────────────────────

@@ -191,6 +191,14 @@ class Sandbox:
         """Delete a message (a thread parent with replies becomes a tombstone)."""
         self.slack.delete_message(channel, ts)
 
+    def unfurl(self, channel: str, ts: str, attachment: dict[str, Any]) -> None:
+        """Add a link preview (attachment) to a message: ``message_changed`` without ``edited``."""
+        self.slack.unfurl(channel, ts, attachment)
+
+    def set_slack_scopes(self, scopes: list[str]) -> None:
+        """Grant the bot token exactly ``scopes`` (sent in X-OAuth-Scopes, enforced per method)."""
+        self.slack.set_scopes(scopes)
+
     def inject(self, api: str, method: str, kind: str, times: int = 1, **opts: Any) -> None:
         """Make the next ``times`` calls of ``method`` ("*" = any) on ``api`` fail with ``kind``."""
         self.faults.add(api, method, kind, times=times, **opts)

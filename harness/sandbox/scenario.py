@@ -13,6 +13,15 @@ DEFAULT_SLACK_TOKEN = "xoxb-sandbox-fake-token"  # noqa: S105 - fake sandbox tok
 DEFAULT_SLACK_APP_TOKEN = "xapp-1-sandbox-not-a-real-token"  # noqa: S105 - fake app-level token
 DEFAULT_LOOKER_CLIENT_ID = "sandbox-client-id"
 DEFAULT_LOOKER_CLIENT_SECRET = "sandbox-client-secret-fake"  # noqa: S105 - fake sandbox secret
+# The bot token's scopes unless a scenario says otherwise: what README asks the installer to add.
+DEFAULT_SLACK_SCOPES = (
+    "channels:history",
+    "groups:history",
+    "chat:write",
+    "im:write",
+    "im:history",
+    "reactions:write",
+)
 
 
 class ScenarioError(ValueError):
@@ -33,6 +42,8 @@ class SlackScenario:
     token: str = DEFAULT_SLACK_TOKEN
     app_token: str = DEFAULT_SLACK_APP_TOKEN  # Socket Mode's app-level token (apps.connections.open)
     max_page_size: int | None = None
+    # Granted to the bot token; sent back in X-OAuth-Scopes and enforced per method (missing_scope).
+    scopes: list[str] = field(default_factory=lambda: list(DEFAULT_SLACK_SCOPES))
     users: list[dict[str, Any]] = field(default_factory=list)
     channels: list[dict[str, Any]] = field(default_factory=list)
 

@@ -21,6 +21,16 @@ _MAX_LIMIT = 1000
 _HISTORY_DEFAULT_LIMIT = 100
 _REPLIES_DEFAULT_LIMIT = 1000
 
+# The bot-token scopes each emulated method needs (any one of them), from each method's page on
+# docs.slack.dev; history and replies depend on the conversation (see _needed_scopes).
+# conversations.info (channels:read …) is left unchecked: the bot never calls it, and the default
+# scope set is the one README asks an installer for.
+_METHOD_SCOPES: dict[str, tuple[str, ...]] = {
+    "conversations.open": ("im:write", "mpim:write", "channels:manage", "groups:write"),
+    "chat.postMessage": ("chat:write",),
+    "reactions.add": ("reactions:write",),
+}
+
 
 class SlackError(Exception):
     """An API-level failure: HTTP 200 with ``{"ok": false, "error": code}``."""
@@ -145,12 +155,43 @@ class SlackApi:
             return Reply.json({"ok": False, "error": "not_allowed_token_type"})
         elif token != self.scenario.token:
             return Reply.json({"ok": False, "error": "invalid_auth"})
+        if method == "apps.connections.open":
+            headers_out: dict[str, str] = {}
+        else:
+            # Slack names the token's scopes on every Web API answer, and what the method accepts.
+            headers_out = {"X-OAuth-Scopes": ",".join(self.scenario.scopes)}
         with self._lock:
             try:
+                needed = self._needed_scopes(method, params)
+                if needed:
+                    headers_out["X-Accepted-OAuth-Scopes"] = ",".join(needed)
+                    if not set(needed) & set(self.scenario.scopes):
+                        return Reply.json(
+                            {
+                                "ok": False,
+                                "error": "missing_scope",
+                                "needed": needed[0],
+                                "provided": ",".join(self.scenario.scopes),
+                            },
+                            headers=headers_out,
+                        )
                 payload = handler(params)
             except SlackError as exc:
-                return Reply.json({"ok": False, "error": exc.code})
-        return Reply.json({"ok": True, **payload})
+                return Reply.json({"ok": False, "error": exc.code}, headers=headers_out)
+        return Reply.json({"ok": True, **payload}, headers=headers_out)
+
+    def set_scopes(self, scopes: list[str]) -> None:
+        """Grant the bot token exactly ``scopes`` from now on (an install that missed some)."""
+        with self._lock:
+            self.scenario.scopes = list(scopes)
+
+    def _needed_scopes(self, method: str, params: dict[str, Any]) -> tuple[str, ...]:
+        if method in ("conversations.history", "conversations.replies"):
+            ch = self._lookup_channel(str(params.get("channel") or ""))
+            if ch is None:
+                return ()  # the handler answers channel_not_found
+            return ("im:history",) if ch.is_im else ("channels:history",)
+        return _METHOD_SCOPES.get(method, ())
 
     @staticmethod
     def fault_reply(fault: Fault) -> Reply:
@@ -226,6 +267,26 @@ class SlackApi:
                     "message": self._render(ch, msg, include_metadata=False),
                     "previous_message": previous,
                     "ts": edit_ts,
+                },
+            )
+
+    def unfurl(self, channel: str, ts: str, attachment: dict[str, Any]) -> None:
+        """Add a link preview to a message as Slack does just after the post: ``message_changed``
+        with the new ``attachments`` and no ``edited`` (nobody edited the text)."""
+        with self._lock:
+            ch = self._require_channel(channel)
+            msg = self._require_message(channel, ts)
+            previous = self._render(ch, msg, include_metadata=False)
+            msg["attachments"] = [*(msg.get("attachments") or []), copy.deepcopy(attachment)]
+            self._emit(
+                ch,
+                {
+                    "type": "message",
+                    "subtype": "message_changed",
+                    "hidden": True,
+                    "message": self._render(ch, msg, include_metadata=False),
+                    "previous_message": previous,
+                    "ts": self._clock.next(),
                 },
             )
 
@@ -364,6 +425,10 @@ class SlackApi:
             raise SlackError("cannot_dm_bot")
         if user not in self._users:
             raise SlackError("user_not_found")
+        if self._users[user].get("is_bot"):
+            raise SlackError("cannot_dm_bot")
+        if self._users[user].get("deleted"):
+            raise SlackError("user_disabled")  # a deactivated account
         already = self._dm_id(user) in self._channels
         ch = self._dm_channel(user)
         channel = self._channel_object(ch) if return_im else {"id": ch.id}

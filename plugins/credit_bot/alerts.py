@@ -1,7 +1,8 @@
 """Failure alerts: tell the operators by Slack DM when CreditBot itself fails, not just one request.
 
 A bad request is DMed by ``post_results``; this is for a failed *run* (settings broken, Slack or
-the ledger unreachable): the run fails exactly when ``record_ledger``, its only leaf, fails.
+the ledger unreachable, or — through ``report_failures``, its only leaf, after the ledger is
+written — a request's task that failed or an operator message that reached nobody).
 
 Where it runs (Airflow 3.3): a DAG's ``on_failure_callback`` is not run by the worker. When the
 scheduler marks the run failed it sends a ``DagCallbackRequest`` to the dag-processor, which
@@ -17,10 +18,11 @@ duplicate ``post_results``' DMs. ``on_task_failure`` is here for a task that sho
 its own; it includes the exception.
 
 Recipients: the ``operators`` of the ``credit_bot_settings`` Variable, read when the callback
-runs (never at parse). If that Variable is missing or unreadable (often the very failure),
-the Slack channel or user in the environment variable ``CREDIT_BOT_ALERT_CHANNEL``, else only
-the log. Alerts are sent in live mode only; in dry-run they are logged. Sent through the Slack
-provider's ``SlackNotifier`` on ``slack_api_default``.
+runs (never at parse). Without operators, or for a DM Slack refuses (deactivated operator, bad
+id): the settings' ``alert_channel``, else the Slack channel or user in the environment variable
+``CREDIT_BOT_ALERT_CHANNEL`` (also when the Variable is missing or unreadable, often the very
+failure), else only the log. Alerts are sent in live mode only; in dry-run they are logged. Sent
+through the Slack provider's ``SlackNotifier`` on ``slack_api_default``.
 
 Cheap to import at DAG parse time: Airflow, the provider and ``slack_sdk`` are imported only
 when a callback runs.
@@ -47,6 +49,13 @@ NEXT_STEP = (
     "the next scheduled run tries again; the ledger is unchanged by this run, so its requests "
     "are picked up again (a reply already posted is found in its thread, not repeated)"
 )
+# The leaf that fails a run whose ledger *was* written (credit_bot.steps.report_failures).
+REPORT_TASK = "report_failures"
+REPORT_ERROR = "a request's task failed, or an operator DM about a request could not be sent"
+REPORT_NEXT_STEP = (
+    "the ledger has this run's outcomes: failed requests are tried again at the next run (up to "
+    "max_attempts), then escalated; the report_failures log names each request task and message"
+)
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 # Token-shaped text that must not leave the process even when no masker knows it.
@@ -66,6 +75,7 @@ class Audience:
     recipients: tuple[str, ...]
     dry_run: bool
     source: str
+    fallback: str = ""  # where the alert goes when a DM to a recipient cannot be sent
 
 
 def on_dag_failure(context: Mapping[str, Any]) -> None:
@@ -95,11 +105,14 @@ def notify_failure(context: Mapping[str, Any]) -> list[str]:
         log.warning("DRY RUN: would send this failure alert to %s:\n%s", ", ".join(audience.recipients), text)
         return []
     sent = []
-    for recipient in audience.recipients:
+    recipients = list(audience.recipients)
+    for recipient in recipients:
         try:
             _send(recipient, text, context)
         except Exception as exc:  # one unreachable operator must not stop the others' alerts
             log.error("could not send the failure alert to %s: %s", recipient, one_line(exc))
+            if audience.fallback and audience.fallback not in recipients:
+                recipients.append(audience.fallback)  # a DM Slack refused: the alert channel instead
         else:
             sent.append(recipient)
     log.info("failure alert sent to %s (%s)", ", ".join(sent) or "nobody", audience.source)
@@ -127,16 +140,20 @@ def audience_for(context: Mapping[str, Any]) -> Audience:
     params = context.get("params") or {}
     param_dry_run = params.get("dry_run") if isinstance(params.get("dry_run"), bool) else None
     settings = _read_settings()
+    fallback = os.environ.get(ALERT_CHANNEL_ENV, "").strip()
+    source = f"${ALERT_CHANNEL_ENV}"
     if settings is not None:
+        channel = settings.get("alert_channel")
+        if isinstance(channel, str) and channel.strip():
+            fallback, source = channel.strip(), f"'alert_channel' in {SETTINGS_VARIABLE!r}"
         operators = _operators(settings.get("operators"))
         dry_run = param_dry_run if param_dry_run is not None else settings.get("dry_run") is not False
         if operators:
-            return Audience(operators, dry_run, f"operators in {SETTINGS_VARIABLE!r}")
+            return Audience(operators, dry_run, f"operators in {SETTINGS_VARIABLE!r}", fallback)
     else:
         # Mode unknown; naming a fallback channel is the deployment's explicit opt-in to be told.
         dry_run = bool(param_dry_run)
-    fallback = os.environ.get(ALERT_CHANNEL_ENV, "").strip()
-    return Audience((fallback,) if fallback else (), dry_run, f"${ALERT_CHANNEL_ENV}")
+    return Audience((fallback,) if fallback else (), dry_run, source, fallback)
 
 
 def _read_settings() -> dict[str, Any] | None:
@@ -178,8 +195,11 @@ def failure_text(context: Mapping[str, Any]) -> str:
     if task_id and isinstance(map_index, int) and map_index >= 0:
         task_id = f"{task_id}[{map_index}]"
     exception = context.get("exception")
+    next_step = REPORT_NEXT_STEP if task_id == REPORT_TASK else NEXT_STEP
     if exception is not None:
         error = one_line(exception)
+    elif task_id == REPORT_TASK:
+        error = REPORT_ERROR
     else:
         error = f"task {task_id} failed" if task_id else "the run failed"
         reason = context.get("reason")
@@ -192,7 +212,7 @@ def failure_text(context: Mapping[str, Any]) -> str:
         f"• Error: {defang(error, 300)}",
     ]
     lines.append(f"• Airflow log: {defang(_log_url(ti, dag_id, str(run_id)), 1000)}")
-    lines.append(f"• Next: {NEXT_STEP}")
+    lines.append(f"• Next: {next_step}")
     return "\n".join(lines)
 
 

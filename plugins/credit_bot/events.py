@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from credit_bot import intake
-from credit_bot.links import find_urls
+from credit_bot.links import find_urls, url_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset
@@ -51,24 +51,45 @@ class SlackAppConnectionError(RuntimeError):
     """The app-level connection is missing or unusable; the message says what to fix."""
 
 
-def classify(event: dict[str, Any], channel: str | None = None) -> dict[str, Any] | None:
+def classify(
+    event: dict[str, Any],
+    channel: str | None = None,
+    *,
+    bot_user_id: str | None = None,
+    app_id: str | None = None,
+) -> dict[str, Any] | None:
     """The trigger payload for one Events API ``message`` event, or ``None`` when it cannot matter.
 
     Who counts as a requester is ``credit_bot.intake.skip_reason``'s decision, applied to the
-    top-level post, the edited message, or the reply.
+    top-level post, the edited message, or the reply. ``bot_user_id`` and ``app_id`` are
+    CreditBot's own (the envelope's ``authorizations`` and ``api_app_id``): its posts never fire.
     """
     if event.get("type") != "message" or (channel and event.get("channel") != channel):
         return None
     if event.get("subtype") == "message_changed":
         message, previous = event.get("message") or {}, event.get("previous_message") or {}
-        added = set(find_urls(message.get("text") or "")) - set(find_urls(previous.get("text") or ""))
+        if not message.get("edited"):
+            # Slack adds link previews (unfurls), reply counters and reactions as message_changed
+            # too, without "edited": nobody changed what the post says.
+            return None
+        added = _links(message) - _links(previous)
         if not added:
-            return None  # unfurls, reply counters, typo fixes: no new link, nothing to do
-        return _payload(event["channel"], message, edited=True)
-    return _payload(event.get("channel"), event, edited=False)
+            return None  # a typo fixed, a link kept: nothing new to work on
+        return _payload(event["channel"], message, edited=True, own=(bot_user_id, app_id))
+    return _payload(event.get("channel"), event, edited=False, own=(bot_user_id, app_id))
 
 
-def _payload(channel: str | None, message: dict[str, Any], *, edited: bool) -> dict[str, Any] | None:
+def _links(message: dict[str, Any]) -> set[str]:
+    return {url_key(u) for u in find_urls(intake.message_text(message))}
+
+
+def _payload(
+    channel: str | None,
+    message: dict[str, Any],
+    *,
+    edited: bool,
+    own: tuple[str | None, str | None] = (None, None),
+) -> dict[str, Any] | None:
     ts, thread_ts = message.get("ts"), message.get("thread_ts")
     if not channel or not ts:
         return None
@@ -80,7 +101,9 @@ def _payload(channel: str | None, message: dict[str, Any], *, edited: bool) -> d
         if intake.skip_reason(as_post, None) is not None:
             return None
         return {"channel": channel, "ts": ts, "kind": THREAD_REPLY, "thread_ts": thread_ts}
-    if intake.skip_reason(message, None) is not None:
+    # Which bots' posts are requests is a setting the trigger cannot read (it is built when the DAG
+    # is parsed): a top-level bot post starts a run, and the run decides.
+    if intake.skip_reason(message, own[0], request_bots=None, own_bot_id=own[1]) is not None:
         return None
     return {"channel": channel, "ts": ts, "kind": EDITED if edited else NEW, "thread_ts": None}
 
@@ -353,7 +376,13 @@ class SlackSocketModeTrigger(BaseEventTrigger):
         self._seen[event_id] = None
         while len(self._seen) > _SEEN_EVENT_IDS:
             self._seen.popitem(last=False)
-        payload = classify(request.payload.get("event") or {}, self.channel)
+        bot_users = [a.get("user_id") for a in request.payload.get("authorizations") or [] if a.get("is_bot")]
+        payload = classify(
+            request.payload.get("event") or {},
+            self.channel,
+            bot_user_id=bot_users[0] if bot_users else None,
+            app_id=request.payload.get("api_app_id"),
+        )
         if payload is not None:
             queue.put_nowait(carry_message(payload, request.payload.get("event") or {}))
 

@@ -1,23 +1,33 @@
 """Which Slack messages are credit requests, and which of them this run should work on.
 
 Pure functions over Slack message dicts and the ledger, so the rules are easy to test: bot
-messages, joins and other subtypes, and thread replies are not requests; requests the ledger
-has finished with are skipped; requests waiting for a link come back when a link appears.
+messages (except those of the ``request_bots``, e.g. a Workflow Builder form), joins and other
+subtypes, and thread replies are not requests; requests the ledger has finished with are skipped;
+requests waiting for a link come back when a link appears; a deleted parent (tombstone) closes
+its request.
+
+What a request says is everything a person sees in the post (``message_text``): its ``text``,
+its rich-text blocks, and the messages it forwards or shares, as one Slack-markup text; link
+previews (unfurls) of links already in the post add nothing.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from credit_bot import ledger
-from credit_bot.links import looker_urls
+from credit_bot.links import find_urls, looker_urls, url_key
 
-# Subtypes that are still a person's post. Everything else (channel_join, bot_message,
-# message_changed, …) is not a request.
+# Subtypes that are still a person's post. Everything else (channel_join, message_changed, …) is
+# not a request; bot_message is one only from a bot listed in the request_bots setting.
 _REQUEST_SUBTYPES = frozenset({None, "", "thread_broadcast", "file_share"})
+_BOT_SUBTYPES = frozenset({None, "", "bot_message"})
+TOMBSTONE = "tombstone"  # a deleted thread parent that Slack keeps because it has replies
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
 _PERMALINK = re.compile(r"/archives/([A-Z0-9]+)/p(\d{10})(\d{6})(?:[/?#]|$)")
 _TS = re.compile(r"^\d{10}\.\d{6}$")
 MAX_TEXT_CHARS = 40_000  # Slack's own limit for a message's text
@@ -74,27 +84,166 @@ def parse_message_ref(value: str, default_channel: str | None) -> tuple[str, str
     )
 
 
-def skip_reason(message: dict[str, Any], bot_user_id: str | None) -> str | None:
-    """Why a message is not a credit request, or ``None`` when it is one."""
+def bot_ids(message: dict[str, Any]) -> set[str]:
+    """The bot and app ids a message was posted by (empty for a person's post)."""
+    profile = message.get("bot_profile") or {}
+    ids = {message.get("bot_id"), message.get("app_id"), profile.get("id"), profile.get("app_id")}
+    return {i for i in ids if isinstance(i, str) and i}
+
+
+def from_bot(message: dict[str, Any]) -> bool:
+    """Posted by a bot or an app (a workflow, an integration, an app's bot token), not a person."""
+    return bool(bot_ids(message) or message.get("bot_profile") or message.get("subtype") == "bot_message")
+
+
+def skip_reason(
+    message: dict[str, Any],
+    bot_user_id: str | None,
+    *,
+    request_bots: Collection[str] | None = (),
+    own_bot_id: str | None = None,
+) -> str | None:
+    """Why a message is not a credit request, or ``None`` when it is one.
+
+    ``request_bots`` are the bot/app ids whose posts are requests; ``None`` lets every other
+    bot's top-level post through, for a caller that cannot know the setting (the Socket Mode
+    trigger: the run then decides). CreditBot's own posts (``bot_user_id``, ``own_bot_id``) never are.
+    """
     if message.get("type", "message") != "message":
         return f"not a message ({message.get('type')})"
     subtype = message.get("subtype")
-    if subtype not in _REQUEST_SUBTYPES:
+    if subtype == TOMBSTONE:
+        return "deleted (a tombstone kept for its thread)"
+    posted_by = bot_ids(message)
+    own = (bot_user_id and message.get("user") == bot_user_id) or (own_bot_id and own_bot_id in posted_by)
+    if own:
+        return "posted by a bot (CreditBot itself)"
+    if from_bot(message):
+        if request_bots is not None and not posted_by & set(request_bots):
+            return f"posted by a bot ({', '.join(sorted(posted_by)) or 'no bot id'}, not in request_bots)"
+        if subtype not in _BOT_SUBTYPES:
+            return f"subtype {subtype}"
+    elif subtype not in _REQUEST_SUBTYPES:
         return f"subtype {subtype}"
-    if (
-        message.get("bot_id")
-        or message.get("bot_profile")
-        or (bot_user_id and message.get("user") == bot_user_id)
-    ):
-        return "posted by a bot"
     thread_ts = message.get("thread_ts")
     if thread_ts and thread_ts != message.get("ts") and subtype != "thread_broadcast":
         return "a reply in a thread"
     if subtype == "thread_broadcast":
         return "a thread reply broadcast to the channel"
-    if not message.get("user"):
+    if not from_bot(message) and not message.get("user"):
         return "no author"
     return None
+
+
+def requester(message: dict[str, Any]) -> str:
+    """Who asks: the poster, or for a bot's post (a workflow form) the first person it mentions.
+
+    A form names the person asking in a user field; without one the bot itself is the requester.
+    """
+    if not from_bot(message):
+        return str(message.get("user") or "")
+    mention = _MENTION.search(message_text(message))
+    if mention:
+        return mention.group(1)
+    return str(message.get("user") or message.get("bot_id") or min(bot_ids(message), default=""))
+
+
+# ── what a post says: text, rich-text blocks, forwarded and shared messages ──────────────────────
+def _escape(text: str) -> str:
+    """Plain text as Slack message text carries it (``&``, ``<``, ``>`` escaped)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _rich_element(element: dict[str, Any]) -> str:
+    kind = element.get("type")
+    if kind == "text":
+        return _escape(str(element.get("text") or ""))
+    if kind == "link":
+        url = _escape(str(element.get("url") or ""))
+        label = element.get("text")
+        return f"<{url}|{_escape(str(label))}>" if label else f"<{url}>"
+    if kind == "user":
+        return f"<@{element.get('user_id', '')}>"
+    if kind == "channel":
+        return f"<#{element.get('channel_id', '')}>"
+    if kind == "usergroup":
+        return f"<!subteam^{element.get('usergroup_id', '')}>"
+    if kind == "broadcast":
+        return f"<!{element.get('range', '')}>"
+    if kind == "emoji":
+        return f":{element.get('name', '')}:"
+    if kind in ("rich_text_section", "rich_text_preformatted", "rich_text_quote"):
+        return "".join(_rich_element(e) for e in element.get("elements") or [] if isinstance(e, dict))
+    if kind == "rich_text_list":
+        items = [_rich_element(e) for e in element.get("elements") or [] if isinstance(e, dict)]
+        return "\n".join(f"• {item}" for item in items)
+    return _escape(str(element.get("fallback") or element.get("text") or ""))
+
+
+def _text_object(obj: Any) -> str:
+    if not isinstance(obj, dict):
+        return ""
+    text = str(obj.get("text") or "")
+    return text if obj.get("type") == "mrkdwn" else _escape(text)
+
+
+def blocks_text(blocks: Any) -> str:
+    """Rich-text, section and context blocks as Slack-markup text (links as ``<url|label>``)."""
+    lines: list[str] = []
+    for block in blocks if isinstance(blocks, list) else []:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "rich_text":
+            lines += [_rich_element(e) for e in block.get("elements") or [] if isinstance(e, dict)]
+        elif kind == "section":
+            lines += [_text_object(block.get("text")), *map(_text_object, block.get("fields") or [])]
+        elif kind == "context":
+            lines += [_text_object(e) for e in block.get("elements") or []]
+    return "\n".join(line for line in lines if line)
+
+
+def _combine(texts: list[str], seen: set[str]) -> list[str]:
+    """The first non-empty text, then each later one only if it brings a link not seen yet.
+
+    A person's post carries the same content twice (``text`` and its rich-text blocks), and so
+    does a shared message (``text`` and ``message_blocks``): the copy adds nothing.
+    """
+    kept: list[str] = []
+    for text in texts:
+        urls = {url_key(u) for u in find_urls(text)}
+        if text.strip() and (not kept or urls - seen):
+            kept.append(text)
+            seen.update(urls)
+    return kept
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """Everything a person sees in the post, as one Slack-markup text; each link in it once.
+
+    ``text``; the rich-text blocks when they hold what ``text`` does not (a workflow form's
+    ``text`` is often empty or a summary); the forwarded or shared messages in ``attachments``
+    (``is_share`` / ``is_msg_unfurl``: their ``text`` and ``message_blocks``). An attachment that
+    previews a link already in the post (``from_url`` / ``original_url``) adds nothing.
+    """
+    seen: set[str] = set()
+    parts = _combine([str(message.get("text") or ""), blocks_text(message.get("blocks"))], seen)
+    for attachment in message.get("attachments") or []:
+        if not isinstance(attachment, dict) or not (
+            attachment.get("is_share") or attachment.get("is_msg_unfurl")
+        ):
+            continue  # link previews of other sites, app attachments: not what was asked
+        previewed = [str(attachment[k]) for k in ("from_url", "original_url") if attachment.get(k)]
+        if any(url_key(u) in seen for u in previewed):
+            continue  # the preview of a link already in the post
+        shared = [str(attachment.get("text") or "")]
+        shared += [
+            blocks_text((item.get("message") or {}).get("blocks"))
+            for item in attachment.get("message_blocks") or []
+            if isinstance(item, dict)
+        ]
+        parts += _combine(shared, seen)
+    return "\n".join(parts)
 
 
 def thread_has_new_replies(message: dict[str, Any], since_ts: str | None) -> bool:
@@ -115,6 +264,8 @@ def select(
     force: bool = False,
     manual: bool = False,
     now: datetime | None = None,
+    request_bots: Collection[str] = (),
+    own_bot_id: str | None = None,
 ) -> tuple[list[Request], list[dict[str, Any]], list[str]]:
     """Split fetched messages into requests to work on, ledger updates (expiries), and log lines.
 
@@ -127,11 +278,23 @@ def select(
     notes: list[str] = []
     for message in sorted(messages, key=lambda m: float(m["ts"])):
         ts = message["ts"]
-        why = skip_reason(message, bot_user_id)
+        if message.get("subtype") == TOMBSTONE:
+            # Deleted, kept only for its replies: close it like a deleted message; a reply under
+            # it (even one with a link) never makes it a request again.
+            entry = ledger.lookup(book, channel, ts, dry_run)
+            if entry is not None and entry.get("outcome") not in ledger.FINAL:
+                outcomes.append(
+                    {"ts": ts, "outcome": ledger.DELETED, "dry_run": dry_run, "last_error": "message deleted"}
+                )
+                notes.append(f"{ts}: the message was deleted; closing its request")
+            else:
+                notes.append(f"{ts}: skipped, deleted (a tombstone kept for its thread)")
+            continue
+        why = skip_reason(message, bot_user_id, request_bots=request_bots, own_bot_id=own_bot_id)
         if why:
             notes.append(f"{ts}: skipped, {why}")
             continue
-        text = message.get("text") or ""
+        text = message_text(message)
         if len(text) > MAX_TEXT_CHARS:
             text = text[:MAX_TEXT_CHARS]
         entry = ledger.lookup(book, channel, ts, dry_run)
@@ -139,7 +302,7 @@ def select(
         base = {
             "channel": channel,
             "ts": ts,
-            "user": message.get("user", ""),
+            "user": requester(message),
             "text": text,
             "attempt": attempt,
         }

@@ -87,7 +87,11 @@ def record(
         if entry.get("outcome") in FINAL and not outcome.get("forced"):
             continue  # a concurrent or repeated outcome never overwrites a final one
         entry.update(
-            {k: v for k, v in outcome.items() if k not in ("ts", "channel", "forced", "markers", "status")}
+            {
+                k: v
+                for k, v in outcome.items()
+                if k not in ("ts", "channel", "forced", "markers", "status", "undelivered")
+            }
         )
         entry["updated"] = now.isoformat(timespec="seconds")
         requests[ts] = entry

@@ -55,8 +55,25 @@ def normalize_host(host: str) -> str:
     return host.split("/")[0].split(":")[0].rstrip(".")
 
 
+def url_key(url: str) -> str:
+    """What makes two spellings of a URL the same link: scheme and host case, default port,
+    trailing slash and fragment do not count (``HTTPS://Host:443/looks/1/#x`` = ``https://host/looks/1``).
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = normalize_host(parts.hostname or "")
+        port = parts.port
+    except ValueError:  # malformed port or IPv6 literal: compare it as written
+        return url.strip()
+    scheme = parts.scheme.lower()
+    netloc = host if port is None or (scheme, port) in (("https", 443), ("http", 80)) else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    return f"{scheme}://{netloc}{path}" + (f"?{parts.query}" if parts.query else "")
+
+
 def find_urls(text: str) -> list[str]:
-    """Every http(s) URL in Slack message text, unescaped, in order of appearance, without repeats."""
+    """Every http(s) URL in Slack message text, unescaped, in order of appearance, each link once
+    (spellings with the same :func:`url_key` count as one: the first is kept)."""
     urls: list[str] = []
     for match in _SLACK_LINK.finditer(text):
         urls.append(html.unescape(match.group(1)))
@@ -64,7 +81,7 @@ def find_urls(text: str) -> list[str]:
     for match in _BARE_URL.finditer(remainder):
         urls.append(html.unescape(match.group(1)).rstrip(_TRAILING))
     seen: set[str] = set()
-    return [u for u in urls if not (u in seen or seen.add(u))]
+    return [u for u in urls if not (url_key(u) in seen or seen.add(url_key(u)))]
 
 
 def parse_looker_url(url: str) -> LookerLink:

@@ -7,9 +7,11 @@ Variable (and, after a crash, the thread itself) says whether it was already sen
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from credit_bot import ledger, replies
+from credit_bot.alerts import ALERT_CHANNEL_ENV
 from credit_bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,6 +33,9 @@ class SlackSide:
         self._bot_user_id: str | None = None
         self._clients: tuple[WebClient, WebClient] | None = None
         self.markers: list[str] = []  # posting markers this request used; record_ledger drops them
+        # Set when an operator DM could not be sent (even if the alert channel got it instead):
+        # a setup problem someone must fix, so the run ends failed once the ledger is written.
+        self.undelivered: str | None = None
 
     @property
     def reader(self) -> WebClient:
@@ -124,23 +129,78 @@ class SlackSide:
             next_step=next_step,
             links=decision.get("links"),
             notebooks=decision.get("notebooks"),
+            requester=request.get("user"),
         )
         self._dm_operators(request, text, state=state)
 
     def _dm_operators(self, request: dict[str, Any], text: str, *, state: str) -> None:
+        """DM each operator; a DM Slack refuses for good goes to the fallback alert channel instead.
+
+        Transient Slack failures still raise (the task is retried); what cannot be sent at all
+        (deactivated operator, a bot's or a bad user id) is posted once to ``alert_channel``
+        (or ``$CREDIT_BOT_ALERT_CHANNEL``). ``undelivered`` then says what happened, and the run
+        ends failed after the ledger is written (``report_failures``), whether or not the
+        channel got it: an operator nobody can DM is a setting to fix.
+        """
+        from slack_sdk.errors import SlackApiError
+
         from credit_bot import slack
 
+        payload = {"channel": request["channel"], "request_ts": request["ts"], "state": state}
+        failed: list[str] = []
         for operator in self.settings.operators:
-            slack.direct_message(
+            try:
+                slack.direct_message(
+                    self.reader,
+                    self.poster,
+                    operator,
+                    text,
+                    bot_user_id=self.bot_user_id,
+                    event_type=replies.ESCALATION_EVENT_TYPE,
+                    payload=payload,
+                    since_ts=request["ts"],
+                )
+            except SlackApiError as exc:
+                error = str(exc.response.get("error"))
+                if error not in slack.UNREACHABLE:
+                    raise
+                log.error("cannot DM operator %s: Slack answered %r", operator, error)
+                failed.append(f"{operator} ({error})")
+        if self.settings.operators and not failed:
+            return
+        if state.startswith("preview:"):
+            return  # a dry-run preview is not worth an alert
+        why = f"could not DM {', '.join(failed)}" if failed else "no 'operators' are configured"
+        channel = self.alert_channel
+        if not channel:
+            self.undelivered = f"{why}, and no alert channel is set ('alert_channel' or ${ALERT_CHANNEL_ENV})"
+            log.error("%s: this message reached nobody:\n%s", self.undelivered, text)
+            return
+        try:
+            slack.post_once(
                 self.reader,
                 self.poster,
-                operator,
-                text,
+                channel,
+                f":rotating_light: CreditBot {why}; posting here instead.\n{text}",
                 bot_user_id=self.bot_user_id,
                 event_type=replies.ESCALATION_EVENT_TYPE,
-                payload={"channel": request["channel"], "request_ts": request["ts"], "state": state},
+                payload=payload,
                 since_ts=request["ts"],
             )
+        except SlackApiError as exc:
+            error = str(exc.response.get("error"))
+            if error not in slack.UNREACHABLE:
+                raise
+            self.undelivered = f"{why}, and alert channel {channel} refused the post ({error})"
+            log.error("%s: this message reached nobody:\n%s", self.undelivered, text)
+            return
+        self.undelivered = f"{why}; posted to alert channel {channel} instead"
+        log.warning("%s", self.undelivered)
+
+    @property
+    def alert_channel(self) -> str:
+        """Where an operator message goes when no DM can be sent: the setting, else the env var."""
+        return self.settings.alert_channel or os.environ.get(ALERT_CHANNEL_ENV, "").strip()
 
     def _permalink(self, request: dict[str, Any]) -> str | None:
         from credit_bot import slack

@@ -6,9 +6,12 @@ sent with ``parse="none"`` and ``link_names=False`` so nothing in it can ping ``
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from credit_bot.money import format_usd
+
+_SLACK_ID = re.compile(r"^[UWB][A-Z0-9]{2,}$")
 
 REPLY_EVENT_TYPE = "credit_bot_reply"
 LINK_REQUEST_EVENT_TYPE = "credit_bot_link_request"
@@ -46,10 +49,19 @@ def operator_dm(
     next_step: str,
     links: list[str] | None = None,
     notebooks: list[str] | None = None,
+    requester: str | None = None,
 ) -> str:
-    """A private message to an operator: what failed, which request, where to look, what happens next."""
+    """A private message to an operator: what failed, which request, where to look, what happens next.
+
+    ``requester`` is who asked: a person's ID (shown as their name), or a bot's when a workflow
+    post named nobody.
+    """
     lines = [f":warning: CreditBot could not answer a credit request: {defang(problem, 500)}"]
     lines.append(f"• Request: {permalink or f'channel {channel}, ts {ts}'}")
+    if requester and _SLACK_ID.match(requester):
+        lines.append(
+            f"• Requested by: {'bot ' + requester if requester.startswith('B') else f'<@{requester}>'}"
+        )
     for link in links or []:
         lines.append(f"• Looker link: {link}")
     for path in notebooks or []:

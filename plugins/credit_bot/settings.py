@@ -21,6 +21,7 @@ DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "output" / "notebooks"
 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_BOT_OR_APP_ID = re.compile(r"^[BA][A-Z0-9]{2,}$")
 
 
 class SettingsError(ValueError):
@@ -69,6 +70,10 @@ class Settings:
     reactions_in_dry_run: bool = False
     # In dry-run, DM the operators what would have been posted, to judge going live from Slack.
     dry_run_preview: bool = False
+    # Bots or apps (B…/A…) whose posts are requests, e.g. a Workflow Builder form's.
+    request_bots: tuple[str, ...] = ()
+    # Where an operator DM goes when it cannot be sent (""= the CREDIT_BOT_ALERT_CHANNEL env var).
+    alert_channel: str = ""
 
     @classmethod
     def from_json(cls, text: str | None) -> Settings:
@@ -109,6 +114,16 @@ class Settings:
         bad_ops = [op for op in self.operators if not _USER_ID.match(op)]
         if bad_ops:
             raise SettingsError(f"'operators' must be Slack user IDs (U…); not valid: {bad_ops}")
+        bad_bots = [b for b in self.request_bots if not _BOT_OR_APP_ID.match(b)]
+        if bad_bots:
+            raise SettingsError(
+                f"'request_bots' must be Slack bot IDs (B…) or app IDs (A…), e.g. a workflow's; "
+                f"not valid: {bad_bots}"
+            )
+        if self.alert_channel and not _CHANNEL_ID.match(self.alert_channel):
+            raise SettingsError(
+                f"'alert_channel' must be a Slack channel ID such as C0123ABCD, got {self.alert_channel!r}"
+            )
         if not self.looker_hosts:
             raise SettingsError(
                 "'looker_hosts' is empty: list the Looker host(s) whose links may be resolved"
@@ -162,11 +177,12 @@ class Settings:
         values["products"] = tuple(ProductRule(**p) for p in values.get("products", []))
         values["operators"] = tuple(values.get("operators", ()))
         values["looker_hosts"] = tuple(values.get("looker_hosts", ()))
+        values["request_bots"] = tuple(values.get("request_bots", ()))
         return cls(**values)
 
 
 def _coerce(key: str, raw: Any) -> Any:
-    if key in ("operators", "looker_hosts"):
+    if key in ("operators", "looker_hosts", "request_bots"):
         if isinstance(raw, str):
             raw = [raw]
         if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):

@@ -142,13 +142,55 @@ def direct_message(
     ``reader`` opens the DM and reads it back (``im:history``); ``poster`` sends.
     """
     dm_channel = reader.conversations_open(users=user)["channel"]["id"]
+    return post_once(
+        reader,
+        poster,
+        dm_channel,
+        text,
+        bot_user_id=bot_user_id,
+        event_type=event_type,
+        payload=payload,
+        since_ts=since_ts,
+    )
+
+
+def post_once(
+    reader: WebClient,
+    poster: WebClient,
+    channel: str,
+    text: str,
+    *,
+    bot_user_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    since_ts: str,
+) -> str:
+    """Post ``text`` to ``channel`` unless the bot's message with the same metadata is already there."""
     recent = reader.conversations_history(
-        channel=dm_channel, oldest=since_ts, limit=100, include_all_metadata=True
+        channel=channel, oldest=since_ts, limit=100, include_all_metadata=True
     )
     earlier = find_own(recent.get("messages", []), bot_user_id=bot_user_id, event_type=event_type, **payload)
     if earlier:
         return earlier["ts"]
-    return post(poster, channel=dm_channel, text=text, event_type=event_type, payload=payload)
+    return post(poster, channel=channel, text=text, event_type=event_type, payload=payload)
+
+
+# Slack's answers to a DM that waiting will not fix: the operator cannot be told this way.
+UNREACHABLE = frozenset(
+    {
+        "user_not_found",  # a bad or foreign user id
+        "user_disabled",  # a deactivated account
+        "account_inactive",
+        "user_not_visible",
+        "cannot_dm_bot",  # a bot's user id
+        "invalid_user_combination",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "restricted_action",
+        "missing_scope",
+    }
+)
 
 
 def react(client: WebClient, channel: str, ts: str, name: str) -> None:
@@ -169,3 +211,49 @@ def permalink(client: WebClient, channel: str, ts: str) -> str | None:
         return client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
     except SlackApiError:
         return None
+
+
+# ── the bot token's scopes ───────────────────────────────────────────────────────────────────────
+# What each scope is for, in the words the failure names it with. "a|b" = either will do.
+SCOPE_PURPOSES = {
+    "channels:history|groups:history": "read the request channel (conversations.history and .replies; "
+    "groups:history for a private channel)",
+    "chat:write": "post thread replies, operator DMs and alerts (chat.postMessage)",
+    "im:write": "open the DM with an operator (conversations.open)",
+    "im:history": "read an operator's DM back so that a DM is never sent twice (conversations.history)",
+    "reactions:write": 'add the status reactions (reactions.add); or set the reaction_* settings to ""',
+}
+
+
+class MissingScopes(RuntimeError):
+    """The bot token lacks scopes the run needs; the message names each one and what it is for."""
+
+
+def granted_scopes(client: WebClient) -> tuple[dict[str, Any], frozenset[str] | None]:
+    """``auth.test`` (who the bot is) and the token's scopes from its ``X-OAuth-Scopes`` header.
+
+    Slack sends that header on every Web API answer; ``None`` when it is absent (then nothing
+    can be checked).
+    """
+    response = client.auth_test()
+    headers = {str(k).lower(): v for k, v in (response.headers or {}).items()}
+    raw = headers.get("x-oauth-scopes")
+    if isinstance(raw, list):  # some HTTP clients hand repeated headers over as a list
+        raw = ",".join(raw)
+    scopes = None if raw is None else frozenset(s.strip() for s in str(raw).split(",") if s.strip())
+    return dict(response.data) if isinstance(response.data, dict) else {}, scopes
+
+
+def missing_scopes(granted: frozenset[str], needed: list[str]) -> list[str]:
+    """The entries of ``needed`` (``"a|b"`` = either) that ``granted`` does not cover."""
+    return [need for need in needed if not set(need.split("|")) & granted]
+
+
+def scope_failure(missing: list[str]) -> str:
+    """One message naming each missing scope and what the bot needs it for."""
+    items = "; ".join(f"{need.replace('|', ' or ')}: to {SCOPE_PURPOSES[need]}" for need in missing)
+    return (
+        f"the Slack bot token lacks {len(missing)} scope(s): {items}. Add them under OAuth & Permissions "
+        "→ Bot Token Scopes, reinstall the app, and put the new token in connection 'slack_api_default' "
+        "(README, 'Run it for real')"
+    )

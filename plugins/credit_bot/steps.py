@@ -151,6 +151,7 @@ def fetch_requests(
     manual = bool(run["message_ts"])
     closed: list[dict[str, Any]] = []
     with _slack_setup_errors(settings.channel):
+        identity = check_scopes(client, settings)  # before any other call: fails the run at once
         if manual:
             found = slack.message(client, settings.channel, run["message_ts"])
             if found is None:
@@ -169,7 +170,9 @@ def fetch_requests(
         channel=settings.channel,
         book=book,
         dry_run=settings.dry_run,
-        bot_user_id=None,
+        bot_user_id=identity.get("user_id"),
+        own_bot_id=identity.get("bot_id"),
+        request_bots=settings.request_bots,
         looker_hosts=settings.looker_hosts,
         max_attempts=settings.max_attempts,
         link_wait_hours=settings.link_wait_hours,
@@ -182,7 +185,7 @@ def fetch_requests(
         if request.reason == "check_thread":
             entry = ledger.lookup(book, settings.channel, request.ts, settings.dry_run) or {}
             added = [
-                r.get("text", "")
+                intake.message_text(r)
                 for r in slack.replies(client, settings.channel, request.ts)
                 if intake.skip_reason({**r, "thread_ts": None}, None) is None
                 and float(r["ts"]) > float(entry.get("reply_ts") or request.ts)
@@ -221,6 +224,50 @@ def _announced_messages(
         found = item.get("message") or slack.message(client, channel, item["ts"])
         messages.extend([found] if found else [])
     return messages
+
+
+# ── fetch_requests: the bot token's scopes ─────────────────────────────────────────────────────
+def needed_scopes(settings: Settings) -> tuple[list[str], list[str]]:
+    """The scopes this run needs (``"a|b"``: either), and those only going live needs.
+
+    Derived from the calls the bot makes: reading the channel always; posting when live (or a
+    dry-run preview); the DM scopes when there are operators to DM; reactions when they are on.
+    """
+    reading = ["channels:history|groups:history"]
+    posting: list[str] = ["chat:write"]
+    if settings.operators:
+        posting += ["im:write", "im:history"]
+    reactions = any((settings.reaction_picked_up, settings.reaction_answered, settings.reaction_escalated))
+    if settings.dry_run:
+        now = posting if settings.dry_run_preview else []
+        if reactions and settings.reactions_in_dry_run:
+            now = [*now, "reactions:write"]
+        later = [s for s in [*posting, *(["reactions:write"] if reactions else [])] if s not in now]
+        return reading + now, later
+    return reading + posting + (["reactions:write"] if reactions else []), []
+
+
+def check_scopes(client: WebClient, settings: Settings) -> dict[str, Any]:
+    """Ask Slack who the bot is and fail the run (no retries) if its token lacks a scope it needs.
+
+    Returns ``auth.test``'s answer (the bot's user and bot ids, to recognise its own posts).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from credit_bot import slack
+
+    identity, granted = slack.granted_scopes(client)
+    if granted is None:
+        log.warning("Slack sent no X-OAuth-Scopes header: the bot token's scopes cannot be checked")
+        return identity
+    required, for_live = needed_scopes(settings)
+    missing = slack.missing_scopes(granted, required)
+    if missing:
+        raise AirflowFailException(f"MissingScopes: {slack.scope_failure(missing)}")
+    later = slack.missing_scopes(granted, for_live)
+    if later:
+        log.warning("dry run: going live will fail at once, because %s", slack.scope_failure(later))
+    return identity
 
 
 @contextmanager
@@ -455,6 +502,8 @@ def post_results(
         }
     slack = SlackSide(settings)
     outcome = _carry_out(request, settings, decision, slack, log_url)
+    if slack.undelivered:  # the run ends failed once the ledger has this outcome (report_failures)
+        outcome["undelivered"] = slack.undelivered
     return {**outcome, "markers": slack.markers}
 
 
@@ -472,6 +521,7 @@ def _carry_out(
         "attempts": request["attempt"],
         "forced": request.get("forced", False),
         "links": decision.get("links", []),
+        "requester": request.get("user", ""),  # the form's named person for a workflow post
     }
     action = decision["action"]
     if action == "ignore":
@@ -564,7 +614,8 @@ def record_ledger(
     for outcome in merged:
         counts[outcome["outcome"]] = counts.get(outcome["outcome"], 0) + 1
     log.info("ledger updated: %s", counts or "nothing new")
-    return {"counts": counts, "summary": run_summary(merged, settings.dry_run)}
+    undelivered = {o["ts"]: o["undelivered"] for o in merged if o.get("undelivered")}
+    return {"counts": counts, "summary": run_summary(merged, settings.dry_run), "undelivered": undelivered}
 
 
 def run_summary(outcomes: list[dict[str, Any]], dry_run: bool) -> str:
@@ -635,14 +686,62 @@ def _unfinished(request: dict[str, Any], settings: Settings) -> dict[str, Any]:
     if request["attempt"] <= settings.max_attempts:
         return {**outcome, "outcome": ledger.RETRYING, "last_error": error}
     error = f"gave up after {request['attempt']} attempts: {error}"
+    slack = SlackSide(settings)
     try:
-        SlackSide(settings).tell_operators(
+        slack.tell_operators(
             request,
             {"error": error},
             None,
             state=ledger.ESCALATED,
             next_step="CreditBot leaves this request alone; re-run it with force=true once fixed",
         )
-    except Exception:  # the ledger must still be written; the failed DM is in this log
+    except Exception as exc:  # the ledger must still be written; the failed DM is in this log
         log.exception("could not DM the operators about %s", request["ts"])
-    return {**outcome, "outcome": ledger.ESCALATED, "last_error": error}
+        slack.undelivered = f"the escalation DM failed ({type(exc).__name__})"
+    closed = {**outcome, "outcome": ledger.ESCALATED, "last_error": error}
+    return {**closed, "undelivered": slack.undelivered} if slack.undelivered else closed
+
+
+# ── report_failures ────────────────────────────────────────────────────────────────────────────
+# The per-request tasks: one of them failed (after its Airflow retries) = the run fails.
+REQUEST_TASKS = ("resolve", "notebook_jobs", "run_notebook", "post_results")
+_FAILED_STATES = frozenset({"failed", "upstream_failed"})
+
+
+def failed_request_tasks(task_states: dict[str, Any]) -> list[str]:
+    """``["resolve[0]", "run_notebook[2]"]`` from a run's ``{task_id or task_id_mapindex: state}``."""
+    failed = []
+    for key, state in sorted(task_states.items()):
+        if state not in _FAILED_STATES:
+            continue
+        for task_id in REQUEST_TASKS:
+            if key == task_id:
+                failed.append(task_id)
+            elif key.startswith(task_id + "_") and key[len(task_id) + 1 :].isdigit():
+                failed.append(f"{task_id}[{key[len(task_id) + 1 :]}]")
+    return failed
+
+
+def report_failures(dag_id: str, run_id: str, recorded: dict[str, Any]) -> None:
+    """Fail the run (ledger already written) when a request's task failed or an operator DM failed.
+
+    So the DAG's failure alert fires: a run is never green over a request that failed or an
+    escalation nobody received. A task that failed and then succeeded on its retry counts as success.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    states = RuntimeTaskInstance.get_task_states(dag_id=dag_id, run_ids=[run_id]).get(run_id, {})
+    failed = failed_request_tasks(states)
+    undelivered = recorded.get("undelivered") or {}
+    problems = []
+    if failed:
+        problems.append(f"{len(failed)} request task(s) failed: {', '.join(failed)} (see their logs)")
+    for ts, why in sorted(undelivered.items()):
+        problems.append(f"request {ts}: an operator DM could not be sent: {why}")
+    if problems:
+        raise AirflowFailException(
+            "RunFailed: " + "; ".join(problems) + ". The ledger has this run's outcomes; failed "
+            "requests are tried again at the next run (up to max_attempts) and then escalated."
+        )
+    log.info("every request task succeeded and every operator message was delivered")

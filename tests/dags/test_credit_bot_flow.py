@@ -28,6 +28,15 @@ def run(dag, **conf):
     return str(run_dag(dag, **conf).state)
 
 
+def _request_dms(stack):
+    """The DMs about one request (they carry its metadata), not the runs' failure alerts."""
+    return [d for d in stack.sandbox.dms() if d["metadata"]]
+
+
+def _failure_alerts(stack):
+    return [d["text"] for d in stack.sandbox.dms() if not d["metadata"]]
+
+
 def test_answers_each_kind_of_request_once(dag, stack, post):
     look = post(
         f"Credit request acme\nFraud spend: <{HOST}/looks/101|$20,902.40>\n"
@@ -68,7 +77,7 @@ def test_answers_each_kind_of_request_once(dag, stack, post):
 
     stack.sandbox.reset_calls()
     assert run(dag) == "success"
-    assert [c["method"] for c in stack.sandbox.calls()] == ["conversations.history"]
+    assert [c["method"] for c in stack.sandbox.calls()] == ["auth.test", "conversations.history"]
     assert len(stack.sandbox.posts(CHANNEL)) == 7
 
 
@@ -100,13 +109,15 @@ def test_failures_go_to_the_operator_never_to_the_thread(dag, stack, post):
     }
     rounded = post(f"<{HOST}/looks/907>")
 
-    assert run(dag) == "success"
+    # Red: the notebook of look 905 raised (its task failed), even though its DM went out.
+    assert run(dag) == "failed"
 
     for ts in cases:
         assert thread_posts(stack, ts) == []
         assert ledger_entry(ts)["outcome"] == "escalated"
     assert thread_posts(stack, rounded) == ["Approved, $12.35, exceptions"]  # 12.345 rounds half up
-    dms = stack.sandbox.dms()
+    dms, [alert] = _request_dms(stack), _failure_alerts(stack)
+    assert "report_failures" in alert  # and the run's failure alert says which task to read
     assert {dm["user"] for dm in dms} == {"U0OPERATOR"}
     assert len(dms) == len(cases)
     for ts, problem in cases.items():
@@ -119,19 +130,20 @@ def test_transient_notebook_failure_is_retried_on_later_runs_then_escalated(dag,
     stack.use_settings(max_attempts=2, products=[fixed_result_rule()])
     ts = post(f"<{HOST}/looks/905>")
 
-    assert run(dag) == "success"
+    assert run(dag) == "failed"  # the notebook task failed: red, after the ledger is written
     assert ledger_entry(ts)["outcome"] == "retrying"
-    [retrying] = stack.sandbox.dms()
+    [retrying] = _request_dms(stack)
     assert "tries again at the next run (attempt 1 of 2)" in retrying["text"]
 
-    assert run(dag) == "success"
-    [_, escalated] = stack.sandbox.dms()
+    assert run(dag) == "failed"
+    [_, escalated] = _request_dms(stack)
     assert "gave up after 2 attempts" in escalated["text"]
     assert "force=true" in escalated["text"]
     assert ledger_entry(ts)["outcome"] == "escalated"
 
-    assert run(dag) == "success"
-    assert len(stack.sandbox.dms()) == 2  # one DM per state change, never repeated
+    assert run(dag) == "success"  # nothing left to do: green again
+    assert len(_request_dms(stack)) == 2  # one DM per state change, never repeated
+    assert len(_failure_alerts(stack)) == 2  # one per failed run
     assert thread_posts(stack, ts) == []
 
 
@@ -226,7 +238,13 @@ def test_an_answer_costs_one_post_and_no_thread_read(dag, stack, post):
 
     assert thread_posts(stack, ts) == ["Approved, $4,948.80, exceptions"]
     methods = [c["method"] for c in stack.sandbox.calls(api="slack")]
-    assert sorted(methods) == ["chat.postMessage", "conversations.history", "reactions.add", "reactions.add"]
+    assert sorted(methods) == [
+        "auth.test",
+        "chat.postMessage",
+        "conversations.history",
+        "reactions.add",
+        "reactions.add",
+    ]
     with create_session() as session:  # the run's posting markers are gone once the ledger has it
         assert session.query(Variable).filter(Variable.key.like("credit_bot_posting__%")).count() == 0
     assert "markers" not in ledger_entry(ts)

@@ -95,3 +95,8 @@ def test_flow_order(dag):
     assert "post_results" in dag.get_task("record_ledger").upstream_task_ids
     # Four task processes before a reply: nothing stands between resolve and the notebooks.
     assert dag.get_task("run_notebook").upstream_task_ids == {"resolve"}
+    # The one leaf: it fails the run only after the ledger is written (and is upstream_failed, so
+    # the run still fails, when record_ledger failed).
+    assert dag.get_task("report_failures").upstream_task_ids == {"record_ledger"}
+    assert dag.get_task("report_failures").trigger_rule == "all_success"
+    assert [t.task_id for t in dag.leaves] == ["report_failures"]

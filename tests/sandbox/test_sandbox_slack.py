@@ -383,3 +383,57 @@ def test_delay_slows_the_answer_down(sandbox: Sandbox, slack: WebClient) -> None
     started = time.monotonic()
     assert slack.auth_test()["ok"] is True
     assert time.monotonic() - started >= 0.3
+
+
+# ---- scopes, refused DMs, unfurls (issue 16) -----------------------------------------------------
+
+
+def test_every_answer_names_the_token_scopes_and_each_method_needs_its_own(
+    sandbox: Sandbox, slack: WebClient
+) -> None:
+    granted = slack.auth_test().headers
+    assert set(granted["X-OAuth-Scopes"].split(",")) >= {"channels:history", "im:history", "chat:write"}
+    history = slack.conversations_history(channel=CHANNEL, limit=1)
+    assert history.headers["X-Accepted-OAuth-Scopes"] == "channels:history"
+
+    sandbox.set_slack_scopes(["channels:history", "chat:write", "im:write"])
+    dm = slack.conversations_open(users="U0OPERATOR")["channel"]["id"]
+    with pytest.raises(SlackApiError) as excinfo:
+        slack.conversations_history(channel=dm)
+    assert excinfo.value.response["error"] == "missing_scope"
+    assert excinfo.value.response["needed"] == "im:history"
+    assert excinfo.value.response.headers["X-OAuth-Scopes"] == "channels:history,chat:write,im:write"
+    with pytest.raises(SlackApiError, match="missing_scope"):
+        slack.reactions_add(channel=CHANNEL, timestamp=PARENT_TS, name="eyes")
+
+
+@pytest.mark.parametrize(
+    ("user", "error"),
+    [
+        pytest.param({"id": "U0GONE", "deleted": True}, "user_disabled", id="deactivated"),
+        pytest.param({"id": "U0SOMEBOT", "is_bot": True}, "cannot_dm_bot", id="a-bot-user"),
+        pytest.param(None, "user_not_found", id="unknown-id"),
+    ],
+)
+def test_dm_that_slack_refuses(
+    basic_scenario: dict[str, Any], user: dict[str, Any] | None, error: str
+) -> None:
+    if user:
+        basic_scenario["slack"]["users"].append(user)
+    with Sandbox.from_dict(basic_scenario) as sb, pytest.raises(SlackApiError) as excinfo:
+        client(sb).conversations_open(users=user["id"] if user else "U0NOSUCHUSER")
+    assert excinfo.value.response["error"] == error
+
+
+def test_unfurl_is_a_change_without_edited(sandbox: Sandbox, slack: WebClient) -> None:
+    events: list[dict[str, Any]] = []
+    sandbox.slack.event_listeners.append(events.append)
+    sandbox.unfurl(CHANNEL, PARENT_TS, {"from_url": "https://example.com/", "title": "preview"})
+    [event] = events
+    assert event["subtype"] == "message_changed"
+    assert "edited" not in event["message"]
+    assert event["message"]["attachments"][0]["from_url"] == "https://example.com/"
+    [shown] = slack.conversations_history(
+        channel=CHANNEL, latest=PARENT_TS, oldest=PARENT_TS, inclusive=True
+    )["messages"]
+    assert shown["attachments"][0]["title"] == "preview"
