@@ -54,14 +54,15 @@ def test_an_event_run_reads_no_history_and_a_cron_run_after_it_answers_nothing_t
         assert run(dag) == "success"  # the event's run
         event_calls = sorted(c["method"] for c in stack.sandbox.calls(api="slack"))
     assert thread_posts(stack, ts) == [REPLY]
-    # No read at all: the message came with the event; the reply, 👀 and ✅ are the only calls.
-    assert event_calls == ["chat.postMessage", "reactions.add", "reactions.add"]
+    # No read at all: the message came with the event. auth.test is the run's scope check (it reads
+    # no message); the reply, 👀 and ✅ are the rest.
+    assert event_calls == ["auth.test", "chat.postMessage", "reactions.add", "reactions.add"]
     assert ledger_entry(ts)["outcome"] == "answered"
 
     stack.sandbox.reset_calls()
     assert run(dag) == "success"  # the */10 run: reads the channel as always, finds it answered
     cron_calls = [c["method"] for c in stack.sandbox.calls(api="slack")]
-    assert cron_calls == ["conversations.history"]
+    assert cron_calls == ["auth.test", "conversations.history"]
     assert thread_posts(stack, ts) == [REPLY]
 
 
@@ -76,5 +77,5 @@ def test_a_cron_run_then_the_late_event_of_the_same_message_answers_it_once(dag,
         stack.sandbox.reset_calls()
         assert run(dag) == "success"  # its event's run, queued behind the cron run
         calls = [c["method"] for c in stack.sandbox.calls(api="slack")]
-    assert calls == []  # the ledger says answered: nothing read, nothing posted
+    assert calls == ["auth.test"]  # the ledger says answered: nothing read, nothing posted
     assert thread_posts(stack, ts) == [REPLY]
