@@ -704,7 +704,7 @@ def _unfinished(request: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 # ── report_failures ────────────────────────────────────────────────────────────────────────────
 # The per-request tasks: one of them failed (after its Airflow retries) = the run fails.
-REQUEST_TASKS = ("resolve", "notebook_jobs", "run_notebook", "post_results")
+REQUEST_TASKS = ("resolve", "run_notebook", "post_results")
 _FAILED_STATES = frozenset({"failed", "upstream_failed"})
 
 
