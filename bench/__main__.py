@@ -16,6 +16,9 @@ from typing import Any
 from bench.environment import (
     DAG_FILE,
     FLOOR_SAMPLE,
+    IO_BOUND_PARALLELISM,
+    IO_BOUND_QUERY_SECONDS,
+    IO_BOUND_REQUESTS,
     LATENCY_MESSAGES,
     QUICK_SIZES,
     REPEATED_SIZE,
@@ -29,6 +32,7 @@ from bench.environment import (
     progress,
     progress_to,
 )
+from bench.io_bound import io_bound_case
 from bench.measuring import (
     backlog_case,
     event_latency,
@@ -60,9 +64,15 @@ def git_info() -> dict[str, Any]:
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     sizes = tuple(args.sizes) if args.sizes else QUICK_SIZES if args.quick else SIZES
-    if args.latency_only:
+    if args.latency_only or args.io_bound_only:
         sizes = ()
-    events = args.executor == "local" and args.latency_messages > 0
+    events = args.executor == "local" and args.latency_messages > 0 and not args.io_bound_only
+    io_bound = (
+        args.executor == "local"
+        and args.io_bound_requests > 0
+        and not args.quick
+        and (args.io_bound_only or not args.latency_only)
+    )
     parse_runs = args.parse_runs or (3 if args.quick else 5)
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -75,6 +85,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "sizes": list(sizes),
             "repeat": args.repeat,
             "latency_messages": args.latency_messages if events else 0,
+            "io_bound_requests": args.io_bound_requests if io_bound else 0,
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "load_before": os.getloadavg()[0],
@@ -90,44 +101,70 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         from harness.local import local_stack
 
         results["meta"]["airflow"] = airflow.__version__
-        with (
-            local_stack(
-                home / "notebooks",
-                scenario=bench_scenario(sizes, args.latency_messages if events else 0, args.repeat),
-                channel=IDLE_CHANNEL,
-            ) as stack,
-            RUNNERS[args.executor](stack, args.parallelism, events=events) as runner,
-        ):
-            results["meta"]["runner"] = runner.name
-            if not args.latency_only:
-                # The first run of a process pays one-off costs (imports, serializing the DAG).
-                progress("idle run, first in this process (empty channel, no ledger)")
-                runner.reset_ledger()
-                results["idle_first"] = one_run(stack, runner, IDLE_CHANNEL, [])
-            results["backlog"] = {}
-            for size in sizes:
-                cases = []
-                for repeat in range(repeats := repeats_of(size, args.repeat)):
-                    of = f" ({repeat + 1} of {repeats})" if repeats > 1 else ""
-                    progress(f"backlog of {size} request(s), then the same notebooks with papermill{of}")
-                    cases.append(backlog_case(stack, runner, size, home, args.floor_sample, repeat))
-                results["backlog"][str(size)] = median_case(cases)
-                if size == sizes[0]:
-                    progress("idle run (steady state: the channel's requests are all answered)")
-                    results["idle"] = one_run(stack, runner, case_channel(size), [])
-            if events:
-                progress(
-                    f"latency with events: {args.latency_messages} single messages, one at a time, "
-                    "each answered by its asset-triggered run"
+        scenario = bench_scenario(
+            sizes,
+            args.latency_messages if events else 0,
+            args.repeat,
+            args.io_bound_requests if io_bound else 0,
+        )
+        with local_stack(home / "notebooks", scenario=scenario, channel=IDLE_CHANNEL) as stack:
+            if not args.io_bound_only:
+                _main_cases(args, results, stack, home, sizes, events)
+            if io_bound:
+                # A deployment of its own: its warehouse is the slow one, and it has a burst's slots.
+                results["io_bound"], results["memory"] = io_bound_case(
+                    stack,
+                    home,
+                    requests=args.io_bound_requests,
+                    query_seconds=args.io_bound_query_seconds,
+                    parallelism=args.io_bound_parallelism,
+                    floor_sample=args.floor_sample,
                 )
-                runner.reset_ledger()
-                limit = 300 + run_limit(1) * args.latency_messages
-                with watchdog(f"{args.latency_messages} event-announced messages", limit):
-                    results["events"] = event_latency(stack, runner, args.latency_messages)
+                results["meta"].setdefault(
+                    "runner", f"LocalExecutor, parallelism {args.io_bound_parallelism}"
+                )
     results["latency"] = latency_summary(results)
     results["meta"]["load_after"] = os.getloadavg()[0]
     results["meta"]["bench_wall_s"] = time.perf_counter() - started
     return results
+
+
+def _main_cases(
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    stack: Any,
+    home: Any,
+    sizes: tuple[int, ...],
+    events: bool,
+) -> None:
+    """Idle runs, backlogs and the latency with events, on one runner (dag.test or a deployment)."""
+    with RUNNERS[args.executor](stack, args.parallelism, events=events) as runner:
+        results["meta"]["runner"] = runner.name
+        if not args.latency_only:
+            # The first run of a process pays one-off costs (imports, serializing the DAG).
+            progress("idle run, first in this process (empty channel, no ledger)")
+            runner.reset_ledger()
+            results["idle_first"] = one_run(stack, runner, IDLE_CHANNEL, [])
+        results["backlog"] = {}
+        for size in sizes:
+            cases = []
+            for repeat in range(repeats := repeats_of(size, args.repeat)):
+                of = f" ({repeat + 1} of {repeats})" if repeats > 1 else ""
+                progress(f"backlog of {size} request(s), then the same notebooks with papermill{of}")
+                cases.append(backlog_case(stack, runner, size, home, args.floor_sample, repeat))
+            results["backlog"][str(size)] = median_case(cases)
+            if size == sizes[0]:
+                progress("idle run (steady state: the channel's requests are all answered)")
+                results["idle"] = one_run(stack, runner, case_channel(size), [])
+        if events:
+            progress(
+                f"latency with events: {args.latency_messages} single messages, one at a time, "
+                "each answered by its asset-triggered run"
+            )
+            runner.reset_ledger()
+            limit = 300 + run_limit(1) * args.latency_messages
+            with watchdog(f"{args.latency_messages} event-announced messages", limit):
+                results["events"] = event_latency(stack, runner, args.latency_messages)
 
 
 # command line ───────────────────────────────────────────────────────────────────────────────
@@ -163,6 +200,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--executor local: only the latency with events (no idle run, no backlog, no floor)",
     )
     parser.add_argument(
+        "--io-bound-only",
+        action="store_true",
+        help="--executor local: only the io-bound burst (no idle run, backlog or events)",
+    )
+    parser.add_argument(
+        "--io-bound-requests",
+        type=int,
+        default=IO_BOUND_REQUESTS,
+        metavar="N",
+        help=f"--executor local: requests in the io-bound burst (default {IO_BOUND_REQUESTS}; 0: none)",
+    )
+    parser.add_argument(
+        "--io-bound-query-seconds",
+        type=float,
+        default=IO_BOUND_QUERY_SECONDS,
+        metavar="S",
+        help="each warehouse read of the io-bound burst takes this long "
+        f"(default {IO_BOUND_QUERY_SECONDS:g}; the reference notebook makes four)",
+    )
+    parser.add_argument(
+        "--io-bound-parallelism",
+        type=int,
+        default=IO_BOUND_PARALLELISM,
+        help=f"LocalExecutor slots of the io-bound deployment (default {IO_BOUND_PARALLELISM})",
+    )
+    parser.add_argument(
         "--floor-sample",
         type=int,
         default=FLOOR_SAMPLE,
@@ -185,6 +248,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--latency-messages must not be negative")
     if args.latency_only and (args.executor != "local" or args.latency_messages < 1):
         parser.error("--latency-only needs --executor local and --latency-messages of at least 1")
+    if args.io_bound_only and (args.executor != "local" or args.io_bound_requests < 1 or args.latency_only):
+        parser.error("--io-bound-only needs --executor local and --io-bound-requests of at least 1")
+    if args.io_bound_query_seconds < 0 or args.io_bound_parallelism < 1:
+        parser.error("--io-bound-query-seconds must not be negative, --io-bound-parallelism at least 1")
     return args
 
 
@@ -211,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     print(render(results, old))
     print(f"Results: {out} (Airflow's and the kernels' output: {log_path.name})")
     failed = [name for name, case in result_cases(results).items() if case and case.get("state") != "success"]
+    burst = results.get("io_bound")
+    if burst and (burst["state"] != "success" or burst["replies_correct"] < burst["requests"]):
+        failed.append("io_bound")
     events = results.get("events")
     if events and events["answered_correct"] < events["messages"]:
         failed.append("events")

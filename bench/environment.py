@@ -29,7 +29,13 @@ FLOOR_SAMPLE = 10  # notebooks the floor runs at most; larger backlogs are scale
 REPEATS = 3
 REPEATED_SIZE = 10
 SCHEDULE_MINUTES = 10  # dags/credit_bot.py: CronTriggerTimetable("*/10 * * * *") (or the Slack asset)
-LATENCY_MESSAGES = 5  # single messages the "with events" latency posts, one at a time
+LATENCY_MESSAGES = 10  # single messages the "with events" latency posts, one at a time
+# The io-bound burst (--executor local): requests at once, each notebook's warehouse reads held
+# this long by the Trino sandbox (four reads: about 20 s a notebook), on a deployment with this
+# many slots.
+IO_BOUND_REQUESTS = 10
+IO_BOUND_QUERY_SECONDS = 5.0
+IO_BOUND_PARALLELISM = 16
 HEAVY_MODULES = frozenset({"papermill", "looker_sdk", "slack_sdk", "pandas", "numpy", "duckdb", "nbformat"})
 
 

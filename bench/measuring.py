@@ -51,6 +51,11 @@ def summarize_task_instances(tis: list[dict[str, Any]]) -> dict[str, Any]:
         "retried": sum(1 for ti in tis if (ti["try_number"] or 0) > 1),
         "task_time_s": sum(ti["duration_s"] or 0.0 for ti in tis),
         "busy_s": busy_seconds(tis),
+        "notebook_spans": sorted(
+            [ti["start"], ti["end"]]
+            for ti in tis
+            if ti["task_id"] == "run_notebook" and ti.get("start") and ti.get("end")
+        ),
         "by_task": {
             task: {**entry, "states": dict(entry["states"]), "total_s": round(entry["total_s"], 3)}
             for task, entry in sorted(by_task.items())
@@ -149,8 +154,10 @@ def notebook_floor(stack: Any, requests: int, workdir: Path, sample: int) -> dic
     started = time.perf_counter()
     # The kernels get the shutdown wait the bot's notebook task gives them: the floor measures the
     # notebooks, not ipykernel's occasional 3-s hang at exit (credit_bot.notebooks).
+    each: list[float] = []
     with watchdog(f"papermill floor of {count} notebook(s)", run_limit(count)), kernel_launch_defaults():
         for i in range(count):
+            one = time.perf_counter()
             papermill.execute_notebook(
                 str(NOTEBOOK),
                 str(out_dir / f"{i}.ipynb"),
@@ -159,6 +166,7 @@ def notebook_floor(stack: Any, requests: int, workdir: Path, sample: int) -> dic
                 progress_bar=False,
                 log_output=False,
             )
+            each.append(time.perf_counter() - one)
     wall = time.perf_counter() - started
     cpu = cpu_seconds() - cpu
     scale = requests / count
@@ -169,6 +177,7 @@ def notebook_floor(stack: Any, requests: int, workdir: Path, sample: int) -> dic
         "wall_s": wall * scale,
         "cpu_s": cpu * scale,
         "per_notebook_s": wall / count,
+        "notebook_s": each,
     }
 
 
@@ -259,6 +268,7 @@ def event_latency(stack: Any, runner: Any, messages: int, channel: str = IDLE_CH
     samples: list[dict[str, Any]] = []
     for i in range(messages):
         known = {r["dag_run_id"] for r in api.dag_runs("credit_bot")}
+        sandbox.reset_calls()
         ts = sandbox.add_message(channel, request_text(i))
         posted = time.monotonic()
         deadline = posted + run_limit(1)
@@ -270,9 +280,12 @@ def event_latency(stack: Any, runner: Any, messages: int, channel: str = IDLE_CH
         seen_s = time.monotonic() - posted
         _wait_runs_idle(api)
         runs = [r for r in api.dag_runs("credit_bot") if r["dag_run_id"] not in known]
+        slack = calls_by_endpoint(sandbox.calls()).get("slack", {})
         samples.append(
             {
                 "ts": ts,
+                "slack_calls": slack,
+                "slack_reads": slack_reads(slack),
                 "latency_s": float(reply["ts"]) - float(ts),
                 "seen_s": seen_s,
                 **_latency_breakdown(runner, runs, float(ts), float(reply["ts"])),
@@ -285,6 +298,8 @@ def event_latency(stack: Any, runner: Any, messages: int, channel: str = IDLE_CH
         progress(f"  event {i + 1}/{messages}: post → reply {samples[-1]['latency_s']:.1f} s")
     latencies = [s["latency_s"] for s in samples]
     run_types = Counter(t for s in samples for t in s["run_types"])
+    # A */10 tick that fell into a sample's window read the channel too: only event-only samples count.
+    alone = [s for s in samples if s["run_types"] == ["asset_triggered"]]
 
     def median_of(key: str) -> float | None:
         values = [s[key] for s in samples if s.get(key) is not None]
@@ -292,6 +307,15 @@ def event_latency(stack: Any, runner: Any, messages: int, channel: str = IDLE_CH
 
     return {
         "messages": messages,
+        "posts": messages,
+        "post_to_reply_median_s": statistics.median(latencies) if latencies else None,
+        "post_to_reply_max_s": max(latencies) if latencies else None,
+        "slack_reads_per_event_request": (
+            sum(s["slack_reads"] for s in alone) / len(alone) if alone else None
+        ),
+        "slack_calls_per_event_request": _mean_calls([s["slack_calls"] for s in alone]),
+        "event_only_samples": len(alone),
+        "stages_median_s": stages_median_s(samples),
         "channel": channel,
         "triggerer_start_to_connected_s": connect_s,
         "answered_correct": sum(1 for s in samples if s["correct"] and s["replies"] == 1),
@@ -330,11 +354,65 @@ def _latency_breakdown(
     notebook = sum(t["duration_s"] or 0.0 for t in tis if t["task_id"] == "run_notebook")
     return {
         "run_id": run["dag_run_id"],
+        "stages": stages(posted, queued, started, tis, replied),
         "post_to_run_queued_s": queued - posted if queued else None,
         "run_queued_to_started_s": started - queued if started and queued else None,
         "run_started_to_reply_s": replied - started if started else None,
         "notebook_task_s": notebook,
     }
+
+
+# Slack Web API methods that read what is in Slack (as opposed to posting, reacting, auth.test).
+SLACK_READS = frozenset({"conversations.history", "conversations.replies", "conversations.info"})
+TASK_ORDER = ("fetch_requests", "resolve", "run_notebook", "post_results", "record_ledger")
+
+
+def slack_reads(calls: dict[str, int]) -> int:
+    """How many of one request's Slack calls (by method) read the workspace."""
+    return sum(n for method, n in calls.items() if method in SLACK_READS)
+
+
+def _mean_calls(per_request: list[dict[str, int]]) -> dict[str, float]:
+    methods = sorted({m for calls in per_request for m in calls})
+    return (
+        {m: sum(c.get(m, 0) for c in per_request) / len(per_request) for m in methods} if per_request else {}
+    )
+
+
+def stages(
+    posted: float,
+    queued: float | None,
+    started: float | None,
+    tis: list[dict[str, Any]],
+    replied: float,
+) -> dict[str, float | None]:
+    """Seconds after the post at which each stage of one request's run began or ended.
+
+    ``run queued`` and ``run started`` from the DAG run, each task's first instance ``start`` and
+    its last instance's ``end`` (a mapped task of one request has one), then the reply.
+    """
+    out: dict[str, float | None] = {
+        "run queued": queued - posted if queued else None,
+        "run started": started - posted if started else None,
+    }
+    for task in TASK_ORDER:
+        mine = [t for t in tis if t["task_id"] == task and t.get("start")]
+        if task == "record_ledger":
+            out["reply"] = replied - posted
+        out[f"{task} start"] = min(t["start"] for t in mine) - posted if mine else None
+        ends = [t["end"] for t in mine if t.get("end")]
+        out[f"{task} end"] = max(ends) - posted if ends else None
+    return out
+
+
+def stages_median_s(samples: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Each stage's median over the samples, in the order a request passes them."""
+    keys = [k for s in samples[:1] for k in (s.get("stages") or {})]
+    out: dict[str, float | None] = {}
+    for key in keys:
+        values = [s["stages"][key] for s in samples if (s.get("stages") or {}).get(key) is not None]
+        out[key] = statistics.median(values) if values else None
+    return out
 
 
 def latency_summary(results: dict[str, Any]) -> dict[str, Any]:

@@ -161,7 +161,9 @@ class DeploymentRunner:
 
 
 @contextmanager
-def local_executor_runner(stack: Any, parallelism: int, events: bool = False) -> Iterator[Runner]:
+def local_executor_runner(
+    stack: Any, parallelism: int, events: bool = False, env: dict[str, str] | None = None
+) -> Iterator[Runner]:
     """Real Airflow components under LocalExecutor (``parallelism`` slots) on PostgreSQL.
 
     ``harness.deployment`` starts scheduler, DAG processor and API server with the sandbox's
@@ -170,7 +172,8 @@ def local_executor_runner(stack: Any, parallelism: int, events: bool = False) ->
 
     With ``events`` a triggerer is started too, then stopped once the deployment is up: the Slack
     watcher would otherwise start asset-triggered runs for every message the backlog cases post,
-    racing the measured runs. :func:`event_latency` starts it again.
+    racing the measured runs. :func:`event_latency` starts it again. ``env`` is added to every
+    component's environment (the io-bound case points the warehouse connection elsewhere).
     """
     try:
         from harness.deployment import airflow_deployment, postgres_unreachable
@@ -186,6 +189,7 @@ def local_executor_runner(stack: Any, parallelism: int, events: bool = False) ->
         "CREDIT_BOT_RETRY_DELAY_SECONDS": os.environ.get("CREDIT_BOT_RETRY_DELAY_SECONDS", "2"),
         # Task logs go to their files here, not into the table: log as production does.
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        **(env or {}),
     }
     progress(f"starting Airflow with LocalExecutor (parallelism {parallelism}) on PostgreSQL")
     with airflow_deployment("LocalExecutor", env=env, triggerer=events) as deployment:

@@ -20,6 +20,7 @@ CUSTOMERS = (
     ("delta", 1004, "Approved, $1,287.07, exceptions"),
 )
 IDLE_CHANNEL = "C0BENCHIDLE"
+IO_BOUND_CHANNEL = "C0BENCHIOBOUND"
 
 
 def case_channel(size: int, repeat: int = 0) -> str:
@@ -30,7 +31,9 @@ def repeats_of(size: int, repeats: int) -> int:
     return repeats if size == REPEATED_SIZE else 1
 
 
-def bench_scenario(sizes: tuple[int, ...], latency_messages: int = 0, repeats: int = 1) -> dict[str, Any]:
+def bench_scenario(
+    sizes: tuple[int, ...], latency_messages: int = 0, repeats: int = 1, io_bound_requests: int = 0
+) -> dict[str, Any]:
     """The demo scenario plus one channel per case and a distinct Look per request.
 
     Look ``5000 + i`` shows the Verify query of customer ``i mod 4``, so every request costs a real
@@ -40,8 +43,10 @@ def bench_scenario(sizes: tuple[int, ...], latency_messages: int = 0, repeats: i
 
     data = copy.deepcopy(json.loads(DEMO_SCENARIO.read_text()))
     channels = [IDLE_CHANNEL, *(case_channel(n, r) for n in sizes for r in range(repeats_of(n, repeats)))]
+    if io_bound_requests:
+        channels.append(IO_BOUND_CHANNEL)
     data["slack"]["channels"].extend({"id": c, "name": c.lower(), "messages": []} for c in channels)
-    for i in range(max(*sizes, latency_messages, 0)):
+    for i in range(max(*sizes, latency_messages, io_bound_requests, 0)):
         name, query_id, _ = CUSTOMERS[i % len(CUSTOMERS)]
         data["looker"]["looks"].append(
             {

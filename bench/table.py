@@ -152,14 +152,111 @@ def rows(results: dict[str, Any]) -> list[Row]:
             "whole",
         ),
         Row(
+            "  Slack reads per event-driven request (history, replies)",
+            "measured",
+            lambda r: dig(r, "events", "slack_reads_per_event_request"),
+            "{:.2f}",
+            "whole",
+        ),
+        Row("  Slack calls per event-driven request", "measured", _event_calls, "{}", "whole", ""),
+        Row("  median stage ends after the post (s)", "measured", _event_stages, "{}", "whole", ""),
+        Row(
             "  triggerer start → Socket Mode connected (s)",
             "measured",
             lambda r: dig(r, "events", "triggerer_start_to_connected_s"),
             "{:.1f}",
             "whole",
         ),
+        Row("io-bound burst (LocalExecutor)", "measured", _burst, "{}", "whole", ""),
+        Row(
+            "  CreditBot run: queued → finished (s)",
+            "measured",
+            lambda r: dig(r, "io_bound", "wall_s"),
+            "{:.1f}",
+            "whole",
+        ),
+        Row(
+            "  sequential floor: the notebooks one after another (s)",
+            "measured",
+            lambda r: dig(r, "io_bound", "sequential_floor_s"),
+            "{:.1f}",
+            "whole",
+        ),
+        Row(
+            "  parallel floor: the slowest notebook alone (s)",
+            "measured",
+            lambda r: dig(r, "io_bound", "parallel_floor_s"),
+            "{:.1f}",
+            "whole",
+        ),
+        Row(
+            "  ratio = run ÷ parallel floor (target ≤ 1.3)",
+            "ratio",
+            lambda r: dig(r, "io_bound", "ratio_to_parallel_floor"),
+            "{:.2f}",
+            "whole",
+        ),
+        Row(
+            "  ratio = run ÷ sequential floor",
+            "ratio",
+            lambda r: dig(r, "io_bound", "ratio_to_sequential_floor"),
+            "{:.2f}",
+            "whole",
+        ),
+        Row(
+            "  notebooks running at once, most",
+            "measured",
+            lambda r: dig(r, "io_bound", "most_notebooks_at_once"),
+            "{}",
+            "whole",
+            "higher",
+        ),
+        Row(
+            "  peak RSS, every Airflow process and kernel (MB)",
+            "measured",
+            lambda r: dig(r, "memory", "peak_rss_mb"),
+            "{:,.0f}",
+            "whole",
+        ),
+        Row("  at the peak: kernels, MB per kernel, idle MB", "measured", _memory, "{}", "whole", ""),
     ]
     return table
+
+
+def _burst(results: dict[str, Any]) -> str | None:
+    burst = results.get("io_bound")
+    if not burst:
+        return None
+    return (
+        f"{burst['replies_correct']}/{burst['requests']} answered, reads of {burst['query_seconds']:g} s, "
+        f"{burst['parallelism']} slots"
+    )
+
+
+def _memory(results: dict[str, Any]) -> str | None:
+    memory = results.get("memory")
+    if not memory or memory.get("peak_rss_mb") is None:
+        return None
+    per_kernel = memory.get("rss_per_kernel_mb")
+    return (
+        f"{memory['kernels_at_peak']}, {per_kernel if per_kernel is not None else '-'}, "
+        f"{memory['idle_rss_mb']:,.0f}"
+    )
+
+
+def _event_calls(results: dict[str, Any]) -> str | None:
+    calls = dig(results, "events", "slack_calls_per_event_request")
+    if not calls:
+        return None
+    return ", ".join(f"{method} {n:.2f}" for method, n in calls.items())
+
+
+def _event_stages(results: dict[str, Any]) -> str | None:
+    stages = dig(results, "events", "stages_median_s")
+    if not stages:
+        return None
+    shown = [k for k in stages if not k.endswith(" start") and not k.startswith("record_ledger")]
+    return ", ".join(f"{k.removesuffix(' end')} {stages[k]:.1f}" for k in shown if stages[k] is not None)
 
 
 def _event_breakdown(results: dict[str, Any]) -> str | None:

@@ -8,9 +8,9 @@ PSMS requests are ignored silently; anything that fails goes to the operators by
 never to the thread. **Dry-run is on by default**: everything runs, nothing is posted, and the
 text that would have been posted is in the `post_results` logs.
 
-Flow: `fetch_requests` → `resolve` (one per request) → `run_notebook` (one per Verify query)
-→ `post_results` (one per request) → `record_ledger` → `report_failures` (red when a request's
-task failed or an operator DM could not be sent, so the failure alert fires).
+Flow: `fetch_requests` → `resolve` (one per request) → `run_notebook` (one per request: its
+Verify notebooks) → `post_results` (one per request) → `record_ledger` → `report_failures` (red
+when a request's task failed or an operator DM could not be sent, so the failure alert fires).
 
 * **When it runs**: every 10 minutes, and within seconds of a post when Slack Socket Mode is set up
   (connection `slack_app_default`; the triggerer watches the channel).
@@ -56,6 +56,13 @@ def _label_map_index(request: dict) -> dict:
     context = get_current_context()
     context["request_label"] = intake.Request(**request).label  # type: ignore[typeddict-unknown-key]
     return context
+
+
+def _notebook_task(resolved: dict) -> dict:
+    """run_notebook's arguments for one resolved request; Airflow calls it in that task."""
+    from credit_bot import steps
+
+    return steps.notebook_task(resolved)
 
 
 def _materialize(lazy: list) -> list:
@@ -141,15 +148,6 @@ def credit_bot():
         context = _label_map_index(request)
         return steps.resolve(request, run, context["run_id"])
 
-    @task(trigger_rule="all_done")
-    def notebook_jobs(resolved: list, run: dict | None) -> list[dict]:
-        """One notebook run per Verify query of the requests that resolved."""
-        from credit_bot import steps
-
-        if run is None:  # fetch_requests failed: nothing to run (the run fails there, with its reason)
-            return []
-        return steps.notebook_jobs(_materialize(resolved), run)
-
     @task(trigger_rule="all_done", map_index_template="{{ request_label }}")
     def post_results(request: dict, run: dict) -> dict:
         """Replies, asks for a link or DMs the operators. Safe to clear: it never posts a reply twice."""
@@ -193,14 +191,16 @@ def credit_bot():
     requests = fetch_requests()
     run = requests["run"]  # the settings with this run's params, pushed by fetch_requests
     resolved = resolve.partial(run=run).expand(request=requests)
-    jobs = notebook_jobs(resolved, run)
     notebooks = CreditNotebookOperator.partial(
         task_id="run_notebook",
         map_index_template="{{ task.request_label }}",
+        # One per request that resolved (a failed resolve is retried by the next run; the others
+        # go on): its Verify notebooks, or a skip when it has none.
+        trigger_rule="all_done",
         # Notebook errors are mostly deterministic and costly to repeat: one quick retry (kernel
         # death, a blip), then later runs retry up to max_attempts.
         retries=min(TASK_RETRIES, 1),
-    ).expand_kwargs(jobs)
+    ).expand_kwargs(resolved.map(_notebook_task))
     outcomes = post_results.partial(run=run).expand(request=requests)
     notebooks >> outcomes
     recorded = record_ledger(outcomes)

@@ -262,6 +262,6 @@ def test_a_failed_run_of_the_dag_alerts_the_operator(stack: LocalStack) -> None:
     )
     assert named, text
     run_id, task_id = named.groups()
-    assert task_id in {"record_ledger", "notebook_jobs"}
+    assert task_id in {"record_ledger", "run_notebook", "report_failures"}
     assert f"• Error: task {task_id} failed; the error is in its log" in text
     assert f"/dags/credit_bot/runs/{quote(run_id)}/tasks/{task_id}?try_number=" in text

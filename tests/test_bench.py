@@ -52,8 +52,9 @@ def test_parse_imports_nothing_heavy(results):
 def test_idle_run_reads_history_once_and_starts_nothing_mapped(results):
     idle = results["idle"]
     assert idle["state"] == "success"
-    assert idle["calls"] == {"slack": {"conversations.history": 1}}
-    assert idle["slack_calls"] == 1
+    # One read; auth.test is the run's scope check (it reads no message).
+    assert idle["calls"] == {"slack": {"auth.test": 1, "conversations.history": 1}}
+    assert idle["slack_calls"] == 2
     assert idle["looker_calls"] == 0
     assert idle["task_instances"]["mapped_started"] == 0
 

@@ -172,6 +172,59 @@ def test_requests_from_asset_events_dedups_and_names_top_level_requests() -> Non
     assert [r["channel"] for r in requests_from_asset_events(triggering)] == ["C0OTHER", CHANNEL, CHANNEL]
 
 
+def test_requests_from_asset_events_carry_the_newest_message_and_none_for_thread_replies() -> None:
+    new = _msg(ts="20.000001", text="request, link to follow")
+    edited = {**new, "text": f"request {LINK}", "edited": {"user": "U0REQUESTER", "ts": "25.000001"}}
+    parent = _msg(ts="10.000001", text="older request")
+    triggering = [
+        _asset_event({"channel": CHANNEL, "ts": "20.000001", "kind": "edited", "message": edited}),
+        _asset_event({"channel": CHANNEL, "ts": "20.000001", "kind": "new", "message": new}),  # late
+        _asset_event({"channel": CHANNEL, "ts": "10.000001", "kind": "new", "message": parent}),
+        _asset_event(
+            {"channel": CHANNEL, "ts": "30.000001", "kind": "thread_reply", "thread_ts": "10.000001"}
+        ),
+        _asset_event({"channel": CHANNEL, "ts": "40.000001", "kind": "new"}),  # too large to carry
+    ]
+    assert requests_from_asset_events(triggering, channel=CHANNEL) == [
+        # a reply came after: the run reads the parent, whose reply counters say to look at the thread
+        {"channel": CHANNEL, "ts": "10.000001"},
+        {"channel": CHANNEL, "ts": "20.000001", "message": edited},
+        {"channel": CHANNEL, "ts": "40.000001"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "carried"),
+    [
+        pytest.param(_msg(blocks=[{"type": "rich_text"}]), True, id="new-post-with-blocks"),
+        pytest.param(
+            {
+                "type": "message",
+                "subtype": "message_changed",
+                "channel": CHANNEL,
+                "message": _msg(text=f"now {LINK}", edited={"user": "U0REQUESTER", "ts": "2.0"}),
+                "previous_message": _msg(),
+            },
+            True,
+            id="edit",
+        ),
+        pytest.param(_msg(text="x" * 40_000), False, id="too-large-read-by-the-run"),
+        pytest.param(_msg(ts="3.000001", thread_ts="1.000001"), False, id="thread-reply"),
+    ],
+)
+def test_carry_message(event: dict[str, Any], carried: bool) -> None:
+    payload = classify(event, CHANNEL)
+    assert payload is not None
+    out = events.carry_message(payload, event)
+    assert {k: v for k, v in out.items() if k != "message"} == payload
+    if not carried:
+        assert "message" not in out
+        return
+    message = event.get("message") or event
+    assert out["message"] == {k: v for k, v in message.items() if k != "channel"}
+    assert len(json.dumps(out)) <= events.MAX_CARRIED_BYTES + 200
+
+
 @pytest.mark.parametrize(
     "triggering",
     [pytest.param(None, id="none"), pytest.param({}, id="cron-run"), pytest.param([], id="empty-list")],
@@ -286,13 +339,25 @@ def test_trigger_fires_for_requests_edits_and_replies_and_acks_everything(sandbo
         notice = sandbox.add_message(CHANNEL, "automated notice", user=None, bot_id="B0OTHERAPP")
         assert (await running.next())["ts"] == notice
         first = sandbox.add_message(CHANNEL, "Credit request for Gamma, link to follow")
-        assert await running.next() == {"channel": CHANNEL, "ts": first, "kind": "new", "thread_ts": None}
+        fired = await running.next()
+        carried = fired.pop("message")
+        assert fired == {"channel": CHANNEL, "ts": first, "kind": "new", "thread_ts": None}
+        # The run works on the message as the event carried it: nothing to read back from Slack.
+        assert (carried["ts"], carried["user"]) == (first, "U0REQUESTER")
+        assert carried["text"] == "Credit request for Gamma, link to follow"
+        assert "channel" not in carried
+        assert "edited" not in carried
         # Slack's link preview a moment later: message_changed without "edited" fires nothing.
         sandbox.unfurl(CHANNEL, first, {"from_url": "https://example.com/", "title": "preview"})
 
         sandbox.edit_message(CHANNEL, first, "Credit request for Gamma, link to follow (typo)")
         sandbox.edit_message(CHANNEL, first, f"Credit request for Gamma {LINK}")
-        assert await running.next() == {"channel": CHANNEL, "ts": first, "kind": "edited", "thread_ts": None}
+        fired = await running.next()
+        carried = fired.pop("message")
+        assert fired == {"channel": CHANNEL, "ts": first, "kind": "edited", "thread_ts": None}
+        assert carried["text"] == f"Credit request for Gamma {LINK}"
+        assert carried["ts"] == first
+        assert carried["edited"]["user"] == "U0REQUESTER"
 
         sandbox.add_message(
             CHANNEL, "I am the bot", user="U0CREDITBOT", bot_id="B0CREDITBOT", thread_ts=PARENT_TS

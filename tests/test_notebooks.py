@@ -6,6 +6,9 @@ The ``integration`` tests execute small notebooks for real with papermill (one k
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +23,7 @@ from credit_bot.money import InvalidAmount
 from credit_bot.notebooks import (
     ENCODER_SOURCE,
     KERNEL_SHUTDOWN_WAIT_S,
+    PLUGINS_DIR,
     READOUT_TAG,
     RESULT_MIME,
     NotebookResult,
@@ -465,3 +469,45 @@ def test_kernels_run_over_ipc_without_the_plain_text_warning(
     with kernel_launch_defaults():
         _run(tmp_path / "ipc", "credit_amount = 1")
     assert "without encryption" not in capfd.readouterr().err
+
+
+_CONCURRENT = """
+import sys
+from pathlib import Path
+import papermill
+from credit_bot.notebooks import instrumented_copy, kernel_launch_defaults, read_result
+work = Path(sys.argv[1])
+with kernel_launch_defaults():
+    for i in range(2):
+        out = work / f"out-{i}.ipynb"
+        papermill.execute_notebook(
+            str(instrumented_copy(sys.argv[2], work / ".instrumented")), str(out),
+            parameters={"delay": 0.5}, kernel_name="python3", progress_bar=False,
+        )
+        print("CREDIT", read_result(str(out)).credit)
+"""
+
+
+@pytest.mark.integration
+def test_kernels_of_two_tasks_started_at_once_never_share_sockets(tmp_path: Path) -> None:
+    """Three task processes on one host, one working directory, kernels starting together (a burst)."""
+    source = _write(
+        tmp_path / "credit.ipynb", "delay = 0", "import time\ntime.sleep(delay)\ncredit_amount = 7.5"
+    )
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, source)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")])}
+    procs = []
+    for n in range(3):
+        (work := tmp_path / f"task-{n}").mkdir()
+        argv = [sys.executable, "-c", _CONCURRENT, str(work), str(source)]
+        procs.append(subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outcomes = [(p.communicate(timeout=240), p.returncode) for p in procs]  # reads both pipes
+    for (out, err), code in outcomes:
+        assert code == 0, err.decode()[-2000:]
+        assert [line for line in out.decode().splitlines() if line.startswith("CREDIT")] == ["CREDIT 7.5"] * 2
+        assert b"Invalid Signature" not in err
+    assert list(cwd.iterdir()) == []  # no socket files left in the working directory

@@ -54,7 +54,7 @@ def test_run_summary(outcomes: list, dry_run: bool, summary: str) -> None:
             ["resolve[0]", "run_notebook[12]"],
             id="mapped-failures",
         ),
-        pytest.param({"notebook_jobs": "failed"}, ["notebook_jobs"], id="unmapped"),
+        pytest.param({"resolve": "failed"}, ["resolve"], id="unmapped"),
         pytest.param(
             {"fetch_requests": "failed", "record_ledger": "failed", "report_failures": "running"},
             [],

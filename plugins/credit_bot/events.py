@@ -5,7 +5,9 @@
 connection (``slack_app_default``: token in password, ``base_url`` extra honoured like
 ``slack_api_default``), acknowledges every envelope, and fires one event per new top-level request,
 per edit that adds a link, and per thread reply (the DAG decides whether that thread's request was
-waiting for a link). Without the connection it logs once and idles: the DAG then runs on cron only.
+waiting for a link). New posts and edits carry their message (``carry_message``): the run they
+start works on it without reading the channel again. Without the connection it logs once and
+idles: the DAG then runs on cron only.
 
 This module is imported when the DAG is parsed, so ``slack_sdk`` and ``aiohttp`` are imported inside
 ``run()`` only.
@@ -14,6 +16,7 @@ This module is imported when the DAG is parsed, so ``slack_sdk`` and ``aiohttp``
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -108,12 +111,17 @@ def _payload(
 def requests_from_asset_events(
     triggering_asset_events: Mapping[Any, Iterable[Any]] | Iterable[Any] | None,
     channel: str | None = None,
-) -> list[dict[str, str]]:
-    """``[{"channel", "ts"}, …]`` of the requests named by a run's triggering asset events.
+) -> list[dict[str, Any]]:
+    """``[{"channel", "ts", "message"?}, …]`` of the requests named by a run's triggering asset events.
 
     Accepts ``context["triggering_asset_events"]`` (or a plain list of events or their ``extra``
     dicts). Thread replies name their top-level request; duplicates collapse; oldest first; events
     not from this trigger, or for another ``channel`` when one is given, are ignored.
+
+    ``message`` is the request as its events carried it (the newest edit wins), so the run need
+    not read it from Slack again. It is left out when an event lacks it (too large to carry, an
+    older trigger) and when a thread reply names the request: the run then reads the top-level
+    message, whose reply counters say whether the thread must be looked at.
     """
     if not triggering_asset_events:
         return []
@@ -121,7 +129,8 @@ def requests_from_asset_events(
         events: Iterable[Any] = (e for seq in triggering_asset_events.values() for e in seq)
     else:
         events = triggering_asset_events
-    found: dict[tuple[str, str], dict[str, str]] = {}
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    replied: set[tuple[str, str]] = set()
     for event in events:
         extra = event.get("extra", event) if isinstance(event, dict) else getattr(event, "extra", None)
         payload = (extra or {}).get("payload") if isinstance(extra, dict) else None
@@ -130,8 +139,45 @@ def requests_from_asset_events(
         if channel and payload["channel"] != channel:
             continue
         ts = str(payload.get("thread_ts") or payload["ts"])
-        found.setdefault((str(payload["channel"]), ts), {"channel": str(payload["channel"]), "ts": ts})
+        key = (str(payload["channel"]), ts)
+        item = found.setdefault(key, {"channel": key[0], "ts": ts})
+        if payload.get("thread_ts"):
+            replied.add(key)
+        carried = payload.get("message")
+        newer = isinstance(carried, dict) and carried.get("ts") == ts
+        if newer and ("message" not in item or _edited_at(carried) >= _edited_at(item["message"])):
+            item["message"] = carried
+    for key in replied:
+        found[key].pop("message", None)
     return sorted(found.values(), key=lambda r: (float(r["ts"]), r["channel"]))
+
+
+def _edited_at(message: dict[str, Any]) -> float:
+    return float((message.get("edited") or {}).get("ts") or message.get("ts") or 0)
+
+
+def carry_message(payload: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with the message its event carried, so the run reads nothing back from Slack.
+
+    New posts and edits carry the whole message as the Events API gave it (text, user, ts,
+    ``edited``, blocks, attachments, files' metadata); thread replies carry nothing (the run reads
+    the top-level request). A message above :data:`MAX_CARRIED_BYTES` of JSON is left for the run
+    to read: the asset event is stored in Airflow's metadata DB.
+    """
+    if payload.get("kind") not in (NEW, EDITED):
+        return payload
+    message = event.get("message") if event.get("subtype") == "message_changed" else event
+    if not isinstance(message, dict) or message.get("ts") != payload["ts"]:
+        return payload
+    carried = {k: v for k, v in message.items() if k not in _NOT_CARRIED}
+    if len(json.dumps(carried, default=str)) > MAX_CARRIED_BYTES:
+        return payload
+    return {**payload, "message": carried}
+
+
+MAX_CARRIED_BYTES = 32_000
+# Event envelope fields, not the message's: history never has them.
+_NOT_CARRIED = frozenset({"channel", "channel_type", "event_ts", "previous_message"})
 
 
 class SlackSocketModeTrigger(BaseEventTrigger):
@@ -338,7 +384,7 @@ class SlackSocketModeTrigger(BaseEventTrigger):
             app_id=request.payload.get("api_app_id"),
         )
         if payload is not None:
-            queue.put_nowait(payload)
+            queue.put_nowait(carry_message(payload, request.payload.get("event") or {}))
 
     def _problem(self, message: str) -> None:
         """Log a configuration problem once, not on every re-check."""

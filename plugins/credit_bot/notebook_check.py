@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PARAMETER_NAMES = ("looker",)  # what the bot passes (steps.notebook_jobs)
+PARAMETER_NAMES = ("looker",)  # what the bot passes (steps.notebook_task)
 RESULT_NAME = "credit_amount"
 PLUGINS_DIR = Path(__file__).resolve().parents[1]  # the operator puts it on the kernel's PYTHONPATH
 CONNECT_HINT = "credit_bot.warehouse.connect() (it reads the Airflow connection credit_warehouse_default)"

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -169,16 +170,46 @@ def kernel_launch_defaults(wait_s: float = KERNEL_SHUTDOWN_WAIT_S) -> Iterator[N
     set for the block (the class's traits: their defaults, not an instance's values) and restored.
     """
     from jupyter_client.manager import KernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
 
-    traits = {KernelManager.shutdown_wait_time: wait_s, KernelManager.transport: "ipc"}
+    # The sockets are named after the connection file. Without one set up front, jupyter_client
+    # names them kernel-ipc-1 … -5 in the working directory, numbered by what exists there: two
+    # kernels starting at once in two tasks took the same sockets and read each other's messages
+    # ("Invalid Signature"), failing both notebooks. One file per block, in the owner-only runtime
+    # dir: a block runs its kernels one after another.
+    runtime = Path(jupyter_runtime_dir())
+    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+    connection_file = runtime / f"kernel-credit-bot-{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
+    traits = {
+        KernelManager.shutdown_wait_time: wait_s,
+        KernelManager.transport: "ipc",
+        KernelManager.connection_file: str(connection_file),
+    }
     saved = {trait: trait.default_value for trait in traits}
+    # traitlets copies a plain string default into each class's initial values when the class is
+    # made (papermill's AsyncKernelManager among them): that copy must change too.
+    managers = _subclasses(KernelManager)
+    cached = {cls: cls._static_immutable_initial_values.get("connection_file") for cls in managers}
     for trait, value in traits.items():
         trait.default_value = value
+    for cls in managers:
+        if "connection_file" in cls._static_immutable_initial_values:
+            cls._static_immutable_initial_values["connection_file"] = str(connection_file)
     try:
         yield
     finally:
         for trait, value in saved.items():
             trait.default_value = value
+        for cls, value in cached.items():
+            if value is not None:
+                cls._static_immutable_initial_values["connection_file"] = value
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
 
 
 @contextmanager
@@ -350,59 +381,64 @@ def output_path(output_dir: str, run_id: str, channel: str, ts: str, index: int)
 class CreditNotebookOperator(BaseOperator):
     """Runs ``PapermillOperator`` under CreditBot's notebook contract (see the module docstring).
 
+    One task instance per request: ``jobs`` are that request's notebook runs (one per Verify
+    query, ``{"input_nb", "output_nb", "parameters"}``), run one after another; none (a request
+    that did not resolve to a notebook) skips the task. ``timeout_seconds`` is per notebook.
+
     It wraps the provider's operator instead of subclassing it because importing that module
     imports papermill and its cloud back-ends (seconds), which would make every parse of the DAG
     file slow; here papermill is imported only when a notebook actually runs.
     """
 
-    template_fields = ("input_nb", "output_nb", "parameters", "kernel_name", "warehouse_conn_id")
+    template_fields = ("jobs", "kernel_name", "warehouse_conn_id")
 
     def __init__(
         self,
         *,
+        jobs: list[dict[str, Any]],
         warehouse_conn_id: str | None = None,
         request_label: str = "",
         timeout_seconds: int | None = None,
-        input_nb: str,
-        output_nb: str,
-        parameters: dict[str, Any] | None = None,
         kernel_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         if timeout_seconds:
-            kwargs["execution_timeout"] = timedelta(seconds=timeout_seconds)
+            kwargs["execution_timeout"] = timedelta(seconds=timeout_seconds * max(len(jobs), 1))
         super().__init__(**kwargs)
-        self.input_nb = input_nb
-        self.output_nb = output_nb
-        self.parameters = parameters or {}
+        self.jobs = jobs
         self.kernel_name = kernel_name
         self.warehouse_conn_id = warehouse_conn_id
         self.request_label = request_label
 
-    def execute(self, context: Context) -> str:
+    def execute(self, context: Context) -> list[str]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not self.jobs:
+            raise AirflowSkipException("no notebook to run: the request did not resolve to a notebook")
+        return [self._run(context, **job) for job in self.jobs]
+
+    def _run(self, context: Context, *, input_nb: str, output_nb: str, parameters: dict[str, Any]) -> str:
         from airflow.providers.papermill.operators.papermill import PapermillOperator
         from airflow.sdk.bases.operator import ExecutorSafeguard
         from airflow.sdk.exceptions import AirflowFailException
         from papermill.exceptions import PapermillExecutionError
 
-        if not Path(self.input_nb).exists() and "://" not in self.input_nb:
+        if not Path(input_nb).exists() and "://" not in input_nb:
             raise FileNotFoundError(
-                f"notebook {self.input_nb} does not exist: check the product rules in settings"
+                f"notebook {input_nb} does not exist: check the product rules in settings"
             )
-        Path(self.output_nb).parent.mkdir(parents=True, exist_ok=True)
+        Path(output_nb).parent.mkdir(parents=True, exist_ok=True)
         try:
             copy = instrumented_copy(
-                self.input_nb,
-                Path(self.output_nb).parent.parent / ".instrumented",
-                tuple(self.parameters),
+                input_nb, Path(output_nb).parent.parent / ".instrumented", tuple(parameters)
             )
         except ParametersCellMissing as exc:  # fetch_requests checks this first; the notebook changed since
             raise AirflowFailException(str(exc)) from exc
         papermill = PapermillOperator(
             task_id=self.task_id,
             input_nb=str(copy),
-            output_nb=self.output_nb,
-            parameters=self.parameters,
+            output_nb=output_nb,
+            parameters=parameters,
             kernel_name=self.kernel_name,
             log_output=True,
         )
@@ -416,23 +452,23 @@ class CreditNotebookOperator(BaseOperator):
                 # The sentinel tells Airflow's ExecutorSafeguard this nested execute() is deliberate.
                 papermill.execute(context, PapermillOperator__sentinel=ExecutorSafeguard.sentinel_value)
             except PapermillExecutionError:
-                self._log_failing_cell()
+                self._log_failing_cell(input_nb, output_nb)
                 raise
             finally:
-                self._scrub(secrets)
-        result = read_result(self.output_nb)
-        self.log.info("credit_amount read from %s: %s", self.output_nb, result.credit)
-        return self.output_nb
+                self._scrub(output_nb, secrets)
+        result = read_result(output_nb)
+        self.log.info("credit_amount read from %s: %s", output_nb, result.credit)
+        return output_nb
 
-    def _log_failing_cell(self) -> None:
+    def _log_failing_cell(self, input_nb: str, output_nb: str) -> None:
         import nbformat
 
         try:
-            error = first_error(nbformat.read(self.output_nb, as_version=4))
+            error = first_error(nbformat.read(output_nb, as_version=4))
         except (OSError, ValueError):  # papermill could not write it: its own error says why
             return
         if error:
-            self.log.error("the notebook %s failed in %s", self.input_nb, error)
+            self.log.error("the notebook %s failed in %s", input_nb, error)
 
     @contextmanager
     def _kernel_environment(self, secrets: list[str]) -> Iterator[None]:
@@ -469,8 +505,8 @@ class CreditNotebookOperator(BaseOperator):
                 else:
                     os.environ[key] = value
 
-    def _scrub(self, secrets: list[str]) -> None:
-        path = Path(self.output_nb)
+    def _scrub(self, output_nb: str, secrets: list[str]) -> None:
+        path = Path(output_nb)
         if not secrets or not path.exists():
             return
         text = path.read_text()

@@ -130,12 +130,14 @@ def history_start(book: dict[str, Any], settings: Settings, now: datetime) -> st
 
 
 def fetch_requests(
-    run: dict[str, Any], announced: list[dict[str, str]] | None = None
+    run: dict[str, Any], announced: list[dict[str, Any]] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The requests to work on, and the window (newest ts read, expired link requests) for the ledger.
 
-    ``announced`` are the messages Slack events named (Socket Mode): read one by one when the
-    history read did not return them (an edit or a thread reply on an older request).
+    ``announced`` are the messages Slack events named (Socket Mode, ``events.requests_from_asset_events``).
+    A run they started works on those messages only, as the events carried them, and reads Slack
+    only for what an event lacks (see ``_announced_messages``); it leaves the watermark alone, so
+    the cron path still reads the channel's history and catches whatever no event announced.
     """
     from airflow.sdk import Variable
 
@@ -155,17 +157,14 @@ def fetch_requests(
             if found is None:
                 raise LookupError(f"message {run['message_ts']} not found in channel {settings.channel}")
             messages = [found]
+        elif announced:
+            messages = _announced_messages(client, settings.channel, announced)
         else:
             oldest = history_start(book, settings, now)
             messages = list(
                 slack.history(client, settings.channel, oldest=oldest, page_size=settings.page_size)
             )
             closed = _recover_open(client, book, settings, oldest, messages)
-            seen = {m["ts"] for m in messages}
-            for item in announced or []:
-                if item["channel"] == settings.channel and item["ts"] not in seen:
-                    found = slack.message(client, settings.channel, item["ts"])
-                    messages.extend([found] if found else [])
     selected, expired, notes = intake.select(
         messages,
         channel=settings.channel,
@@ -204,8 +203,27 @@ def fetch_requests(
     for note in notes:
         log.info("%s", note)
     log.info("%d message(s) read, %d request(s) to work on", len(messages), len(requests))
-    window = {"newest_ts": None if manual else newest_ts, "expired": expired + closed}
+    window = {"newest_ts": None if manual or announced else newest_ts, "expired": expired + closed}
     return [r.as_dict() for r in requests], window
+
+
+def _announced_messages(
+    client: WebClient, channel: str, announced: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The announced requests of ``channel``: as their events carried them, else read one by one.
+
+    An event lacks the message when it was a thread reply (the top-level request is read: its
+    reply counters decide whether the thread is looked at) or when it was too large to carry.
+    """
+    from credit_bot import slack
+
+    messages = []
+    for item in announced:
+        if item["channel"] != channel:
+            continue
+        found = item.get("message") or slack.message(client, channel, item["ts"])
+        messages.extend([found] if found else [])
+    return messages
 
 
 # ── fetch_requests: the bot token's scopes ─────────────────────────────────────────────────────
@@ -371,6 +389,11 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
     return {
         "ts": request["ts"],
         "label": label,
+        "notebook": {
+            "kernel_name": settings.kernel_name,
+            "warehouse_conn_id": settings.warehouse_conn_id,
+            "timeout_seconds": settings.notebook_timeout_seconds,
+        },
         "status": status,
         "links": urls,
         "jobs": jobs,
@@ -379,30 +402,24 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
     }
 
 
-# ── notebook_jobs ──────────────────────────────────────────────────────────────────────────────
-def notebook_jobs(resolved: list[dict[str, Any] | None], run: dict[str, Any]) -> list[dict[str, Any]]:
-    """One PapermillOperator kwargs dict per Verify query of every request that resolved cleanly.
+# ── run_notebook ───────────────────────────────────────────────────────────────────────────────
+def notebook_task(resolved: dict[str, Any]) -> dict[str, Any]:
+    """``CreditNotebookOperator`` kwargs for one resolved request: its Verify queries' notebooks.
 
-    ``resolved`` holds only the resolve tasks that succeeded, so each result names its request.
+    Airflow calls this inside each ``run_notebook`` task (``resolve``'s output ``.map()``-ed), so
+    no task of its own stands between resolve and the notebooks. A request that did not resolve
+    cleanly gets no jobs, and its ``run_notebook`` skips.
     """
-    settings = _settings(run)
-    jobs = []
-    for result in resolved:
-        if not result or result["status"] != "ready":
-            continue
-        for job in result["jobs"]:
-            jobs.append(
-                {
-                    "input_nb": job["input_nb"],
-                    "output_nb": job["output_nb"],
-                    "parameters": {"looker": job["sql"]},
-                    "kernel_name": settings.kernel_name,
-                    "warehouse_conn_id": settings.warehouse_conn_id,
-                    "timeout_seconds": settings.notebook_timeout_seconds,
-                    "request_label": f"{result['label']} · {job['product']} #{len(jobs)}",
-                }
-            )
-    return jobs
+    jobs = resolved["jobs"] if resolved["status"] == "ready" else []
+    return {
+        "jobs": [
+            {"input_nb": j["input_nb"], "output_nb": j["output_nb"], "parameters": {"looker": j["sql"]}}
+            for j in jobs
+        ],
+        **resolved["notebook"],
+        # The UI names the task instance after its request and the products it runs.
+        "request_label": " · ".join([resolved["label"], *sorted({j["product"] for j in jobs})]),
+    }
 
 
 # ── post_results ───────────────────────────────────────────────────────────────────────────────
@@ -695,7 +712,7 @@ def _unfinished(request: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 # ── report_failures ────────────────────────────────────────────────────────────────────────────
 # The per-request tasks: one of them failed (after its Airflow retries) = the run fails.
-REQUEST_TASKS = ("resolve", "notebook_jobs", "run_notebook", "post_results")
+REQUEST_TASKS = ("resolve", "run_notebook", "post_results")
 _FAILED_STATES = frozenset({"failed", "upstream_failed"})
 
 

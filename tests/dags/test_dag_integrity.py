@@ -88,11 +88,13 @@ def test_no_task_can_run_forever(dag):
 
 
 def test_flow_order(dag):
-    order = ["fetch_requests", "resolve", "notebook_jobs", "run_notebook", "post_results"]
+    order = ["fetch_requests", "resolve", "run_notebook", "post_results"]
     for upstream, downstream in itertools.pairwise(order):
         ancestors = {t.task_id for t in dag.get_task(downstream).get_flat_relatives(upstream=True)}
         assert upstream in ancestors
     assert "post_results" in dag.get_task("record_ledger").upstream_task_ids
+    # Four task processes before a reply: nothing stands between resolve and the notebooks.
+    assert dag.get_task("run_notebook").upstream_task_ids == {"resolve"}
     # The one leaf: it fails the run only after the ledger is written (and is upstream_failed, so
     # the run still fails, when record_ledger failed).
     assert dag.get_task("report_failures").upstream_task_ids == {"record_ledger"}

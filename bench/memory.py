@@ -1,0 +1,115 @@
+"""Peak memory of a deployment while it works: every component's process tree, kernels included."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+MB = 1024 * 1024
+
+
+def process_kind(cmdline: list[str]) -> str:
+    """What a deployment's process is, from its command line or the title Airflow gives it."""
+    text = " ".join(cmdline)
+    kinds = (
+        ("ipykernel", "kernel"),  # python -m ipykernel_launcher -f …
+        ("airflow worker --", "task"),  # the task process (task_runner's title)
+        ("airflow supervisor", "supervisor"),  # its supervisor (base_executor's title)
+        ("LocalExecutor", "executor slot"),  # an idle or busy LocalExecutor worker
+        ("forkserver", "forkserver"),
+        ("resource_tracker", "forkserver"),
+        ("serve-logs", "serve-logs"),
+        ("api_server", "api-server"),
+        ("api-server", "api-server"),
+        ("dag-processor", "dag-processor"),
+        ("dag_processor", "dag-processor"),
+        ("triggerer", "triggerer"),
+        ("scheduler", "scheduler"),
+    )
+    return next((kind for marker, kind in kinds if marker in text), "other")
+
+
+@dataclass
+class Sample:
+    rss_bytes: int
+    by_kind: dict[str, int]
+    processes: dict[str, int]
+
+
+def summarize(samples: Iterable[Sample]) -> dict[str, Any]:
+    """The peak sample: total RSS, RSS and process count by kind, and RSS per kernel at that peak."""
+    samples = list(samples)
+    if not samples:
+        return {"samples": 0, "peak_rss_mb": None}
+    peak = max(samples, key=lambda s: s.rss_bytes)
+    kernels = peak.processes.get("kernel", 0)
+    most_kernels = max(samples, key=lambda s: (s.processes.get("kernel", 0), s.rss_bytes))
+    return {
+        "samples": len(samples),
+        "peak_rss_mb": round(peak.rss_bytes / MB, 1),
+        "idle_rss_mb": round(samples[0].rss_bytes / MB, 1),
+        "at_peak_mb": {kind: round(b / MB, 1) for kind, b in sorted(peak.by_kind.items())},
+        "processes_at_peak": dict(sorted(peak.processes.items())),
+        "kernels_at_peak": kernels,
+        "most_kernels": most_kernels.processes.get("kernel", 0),
+        "rss_per_kernel_mb": round(peak.by_kind.get("kernel", 0) / MB / kernels, 1) if kernels else None,
+    }
+
+
+@dataclass
+class MemorySampler:
+    """Samples the summed RSS of ``root_pids`` and all their descendants every ``interval_s``.
+
+    RSS counts pages shared between processes (the forkserver's preloaded modules, in every task)
+    once per process, so the sum overstates what the machine needs; it is the figure a container
+    limit is checked against, and it counts the kernels, which share little.
+    """
+
+    root_pids: list[int]
+    interval_s: float = 0.5
+    samples: list[Sample] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> Sample:
+        import psutil
+
+        seen: dict[int, Any] = {}
+        for pid in self.root_pids:
+            try:
+                root = psutil.Process(pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    seen.setdefault(proc.pid, proc)
+            except psutil.NoSuchProcess:
+                continue
+        total, by_kind, processes = 0, {}, {}
+        for proc in seen.values():
+            try:
+                rss = proc.memory_info().rss
+                kind = process_kind(proc.cmdline())
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue  # ended between the listing and the read
+            total += rss
+            by_kind[kind] = by_kind.get(kind, 0) + rss
+            processes[kind] = processes.get(kind, 0) + 1
+        return Sample(total, by_kind, processes)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(self.sample())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread = threading.Thread(target=self._loop, name="bench-memory", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def summary(self) -> dict[str, Any]:
+        return summarize(self.samples)
