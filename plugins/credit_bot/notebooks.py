@@ -108,24 +108,48 @@ class _Redact(logging.Filter):
 
 @contextmanager
 def kernel_launch_defaults(wait_s: float = KERNEL_SHUTDOWN_WAIT_S) -> Iterator[None]:
-    """Kernels started in this block talk over IPC and get ``wait_s`` to shut down.
+    """Kernels started in this block talk over IPC, in a folder of their own, and get ``wait_s`` to exit.
 
-    IPC (Unix sockets in Jupyter's runtime dir, owner-only) instead of TCP on loopback: no port another
-    local user could connect to, and none of ipykernel's "running over TCP without encryption" warning
-    in every task log. papermill takes neither option, so the kernel manager's trait defaults are
-    set for the block (the class's traits: their defaults, not an instance's values) and restored.
+    IPC (Unix sockets, owner-only) instead of TCP on loopback: no port another local user could
+    connect to, and none of ipykernel's "running over TCP without encryption" warning in every task
+    log. Each kernel's sockets go in a fresh private folder: without a connection file jupyter_client names
+    them ``kernel-ipc-1``…``-5`` in the working directory, the same names for every kernel, so two
+    notebooks running at once (two worker slots) took each other's messages ("Invalid Signature")
+    and hung until their timeout. papermill takes none of these options, so the kernel manager's
+    trait defaults are set for the block (the class's traits: their defaults, not an instance's
+    values) and restored.
     """
+    import secrets
+    import shutil
+    import tempfile
+
+    import jupyter_client
     from jupyter_client.manager import KernelManager
+    from traitlets import default
+
+    folder = tempfile.mkdtemp(prefix="credit-bot-kernel-")  # mode 0700
+    real = jupyter_client.AsyncKernelManager
+
+    class PrivateSocketsKernelManager(real):  # type: ignore[misc, valid-type]
+        """Names each kernel's connection file, and so its sockets, uniquely in ``folder``."""
+
+        @default("connection_file")
+        def _private_connection_file(self) -> str:
+            return os.path.join(folder, f"kernel-{secrets.token_hex(6)}.json")
 
     traits = {KernelManager.shutdown_wait_time: wait_s, KernelManager.transport: "ipc"}
     saved = {trait: trait.default_value for trait in traits}
     for trait, value in traits.items():
         trait.default_value = value
+    # nbclient (papermill's engine) looks the class up here each time it starts a kernel.
+    jupyter_client.AsyncKernelManager = PrivateSocketsKernelManager
     try:
         yield
     finally:
+        jupyter_client.AsyncKernelManager = real
         for trait, value in saved.items():
             trait.default_value = value
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
