@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from credit_bot import intake, ledger, replies
-from credit_bot.money import format_usd
+from credit_bot.money import format_usd, to_cents
 from credit_bot.posting import SlackSide
 from credit_bot.settings import SETTINGS_VARIABLE, Settings, SettingsError
 
@@ -357,7 +357,7 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
     for job in resolved["jobs"]:
         try:
             result = read_result(job["output_nb"])
-            credit = validate_credit(result)
+            validate_credit(result)
         except (NotebookResultError, InvalidAmount) as exc:
             # A notebook that did not finish may next time; an invalid amount or a rejected one will not.
             transient = isinstance(exc, NotebookResultError) and not isinstance(exc, NotebookRejected)
@@ -367,8 +367,10 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
                 "links": resolved["links"],
                 "notebooks": notebooks,
             }
-        total += credit
-    return {"action": "answer", "amount": total, "links": resolved["links"], "notebooks": notebooks}
+        # Unrounded: the team's notebook leaves fractions of a cent, and the sum is rounded once.
+        total += result.credit
+    amount = to_cents(total)
+    return {"action": "answer", "amount": amount, "links": resolved["links"], "notebooks": notebooks}
 
 
 def post_results(
