@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir=workdir,
         requests=args.requests,
         faults=args.faults,
-        settle_timeout=max(240.0, args.minutes * 20),
+        settle_timeout=max(480.0, args.minutes * 30),
         say=lambda line: print(line, flush=True),
     )
     path = write_result(result, history, args.out)
