@@ -159,15 +159,25 @@ def fetch_requests(
     requests = []
     for request in selected:
         if request.reason == "check_thread":
-            entry = ledger.lookup(book, settings.channel, request.ts, settings.dry_run) or {}
+            thread = slack.replies(client, settings.channel, request.ts)
+            # Every requester reply, also one posted just before the bot asked for the link.
             added = [
                 r.get("text", "")
-                for r in slack.replies(client, settings.channel, request.ts)
+                for r in thread
                 if intake.skip_reason({**r, "thread_ts": None}, None) is None
-                and float(r["ts"]) > float(entry.get("reply_ts") or request.ts)
             ]
             if not looker_urls("\n".join(added), list(settings.looker_hosts)):
                 notes.append(f"{request.ts}: still waiting for a Looker link")
+                # Read up to here: the thread is read again only when someone replies anew.
+                latest = max((r["ts"] for r in thread), key=float, default=request.ts)
+                closed.append(
+                    {
+                        "ts": request.ts,
+                        "outcome": ledger.LINK_REQUESTED,
+                        "dry_run": settings.dry_run,
+                        "thread_checked": latest,
+                    }
+                )
                 continue
             request = replace(request, text="\n".join([request.text, *added]), reason="link_added")
         requests.append(request)
