@@ -23,7 +23,7 @@ export PYTHONPATH := $(CURDIR)/plugins
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: install demo bench ledger check-notebook test test-deploy smoke python-info browser-deps lint format lock clean
+.PHONY: install demo bench soak ledger check-notebook test test-deploy smoke python-info browser-deps lint format lock clean
 
 STAMP := $(VENV)/.installed-py$(PYTHON_VERSION)
 install: $(STAMP) $(AIRFLOW_HOME)/.migrated
@@ -59,6 +59,13 @@ demo: install
 # BENCH_ARGS: --quick, --compare bench-results/OLD.json, --executor local (see `python -m bench --help`)
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# A seeded day of traffic with random faults on a real LocalExecutor deployment, judged by an
+# independent checker (README, "The soak"). SOAK_SEED replays a run; results in soak-results/.
+SOAK_MINUTES ?= 20
+SOAK_SEED ?=
+soak: install
+	$(BIN)/python -m harness.soak --minutes $(SOAK_MINUTES) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 # Recent requests from the credit_bot_ledger Variable, newest first (read-only).
 # LEDGER_ARGS: --channel C…, --mode live|dry_run|all, --outcome escalated, --since HOURS, --limit N,

@@ -47,6 +47,8 @@ RETRY_DELAY = timedelta(seconds=int(os.environ.get("CREDIT_BOT_RETRY_DELAY_SECON
 # the one active run forever; 30 minutes still covers a backlog read at Slack's tightest rate limit.
 # run_notebook has its own limit, the 'notebook_timeout_seconds' setting.
 TASK_TIMEOUT = timedelta(minutes=30)
+# The safety-net tick; only the soak (harness.soak) compresses it, to play a day in minutes.
+CRON = os.environ.get("CREDIT_BOT_CRON", "*/10 * * * *")
 
 
 def _label_map_index(request: dict) -> dict:
@@ -76,7 +78,7 @@ def _materialize(lazy: list) -> list:
     # cron tick is the safety net for anything missed while the triggerer was down, and the only
     # path when no app-level token (connection slack_app_default) is configured.
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("*/10 * * * *", timezone="UTC"),
+        timetable=CronTriggerTimetable(CRON, timezone="UTC"),
         assets=slack_asset(),
     ),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),

@@ -260,6 +260,20 @@ def test_link_requested(message: dict[str, Any], reply_age_hours: float, reasons
     assert outcomes == []
 
 
+def test_a_thread_reply_before_the_ask_is_read_once() -> None:
+    book = _link_requested(1)
+    [entry] = book["channels"][CHANNEL]["live"]["requests"].values()
+    # The requester replied, then the bot asked: latest_reply is the bot's own ask.
+    early = _msg(text="credit please", latest_reply=entry["reply_ts"], reply_users_count=2)
+    assert [r.reason for r in _select([early], book)[0]] == ["check_thread"]
+    entry["thread_checked"] = entry["reply_ts"]
+    assert _select([early], book)[0] == []
+    newer = {**early, "latest_reply": f"{NOW.timestamp() - 60:.6f}"}
+    assert [r.reason for r in _select([newer], book)[0]] == ["check_thread"]
+    alone = _msg(text="credit please", latest_reply=entry["reply_ts"], reply_users_count=1)
+    assert _select([alone], _link_requested(1))[0] == []
+
+
 @pytest.mark.parametrize(
     "message",
     [

@@ -459,6 +459,27 @@ def test_kernel_launch_defaults_apply_to_kernels_started_inside_only() -> None:
     assert KernelManager().shutdown_wait_time == default
 
 
+def test_each_notebook_task_has_its_own_kernel_sockets() -> None:
+    """Two notebooks at once (two worker slots) must never share IPC sockets: they did, as
+    ./kernel-ipc-1…5 for every kernel, and kernels took each other's messages (the soak found it)."""
+    import jupyter_client
+    from nbclient import NotebookClient
+
+    def kernel_ip() -> Path:
+        # The kernel manager papermill's engine (nbclient) makes, as it makes it.
+        return Path(NotebookClient(nbformat.v4.new_notebook()).create_kernel_manager().ip)
+
+    with kernel_launch_defaults():
+        first, second = kernel_ip(), kernel_ip()
+        assert first.is_absolute()
+        assert first != second
+        assert first.parent != Path.cwd()
+        assert oct(first.parent.stat().st_mode & 0o777) == "0o700"
+    assert not first.parent.exists()  # removed with the block
+    assert jupyter_client.AsyncKernelManager().transport == "tcp"
+    assert kernel_ip() == Path("127.0.0.1")
+
+
 @pytest.mark.integration
 def test_kernels_run_over_ipc_without_the_plain_text_warning(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]

@@ -156,3 +156,33 @@ def test_decide_checks_the_stated_spend_per_link(tmp_path, credits, stated, acti
         assert problem in decision["error"]
         assert f"computed for {LINK}" in decision["error"]
         assert "(the link's label); not posted" in decision["error"]
+
+
+@pytest.mark.parametrize(
+    ("credits", "amount"),
+    [
+        pytest.param(["10.005", "20.005"], "30.01", id="two-half-cents-round-once"),
+        pytest.param(["0.004", "0.004", "0.004"], "0.01", id="three-fractions-make-a-cent"),
+        pytest.param(["12.345"], "12.35", id="one-link-half-up"),
+        pytest.param(["4948.8"], "4948.80", id="whole-cents"),
+    ],
+)
+def test_decide_sums_the_links_then_rounds_once(tmp_path, credits: list, amount: str) -> None:
+    """README: summed over a request's links, rounded to cents half up once (the soak found each
+    link rounded before the sum: $30.02 for the first case)."""
+    from decimal import Decimal
+
+    from credit_bot.steps import decide
+
+    jobs = [
+        {
+            "link": f"https://x.cloud.looker.com/looks/{i}",
+            "output_nb": _executed_notebook(tmp_path / f"{i}.ipynb", c),
+        }
+        for i, c in enumerate(credits)
+    ]
+    resolved = {"status": "ready", "jobs": jobs, "links": [j["link"] for j in jobs]}
+    decision = decide(resolved)
+    assert decision["action"] == "answer"
+    assert decision["amount"] == Decimal(amount)
+    assert str(decision["amount"]) == amount

@@ -251,6 +251,15 @@ def thread_has_new_replies(message: dict[str, Any], since_ts: str | None) -> boo
     return bool(latest and since_ts and float(latest) > float(since_ts))
 
 
+def thread_has_unread_early_reply(message: dict[str, Any], entry: dict[str, Any]) -> bool:
+    """Someone besides the bot replied in the thread, and the thread was never read since the ask.
+
+    A requester who adds the link in the thread before the bot's ask is posted (a few seconds
+    apart) leaves ``latest_reply`` at the bot's own ask, so only the thread's repliers show it.
+    """
+    return not entry.get("thread_checked") and int(message.get("reply_users_count") or 0) >= 2
+
+
 def select(
     messages: list[dict[str, Any]],
     *,
@@ -344,7 +353,9 @@ def select(
                     }
                 )
                 notes.append(f"{ts}: link request expired after {link_wait_hours} h")
-            elif thread_has_new_replies(message, entry.get("reply_ts")):
+            elif thread_has_new_replies(
+                message, entry.get("thread_checked") or entry.get("reply_ts")
+            ) or thread_has_unread_early_reply(message, entry):
                 requests.append(Request(**base, reason="check_thread"))
         else:
             notes.append(f"{ts}: already {outcome}")

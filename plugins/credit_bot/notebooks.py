@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -162,54 +161,49 @@ class _Redact(logging.Filter):
 
 @contextmanager
 def kernel_launch_defaults(wait_s: float = KERNEL_SHUTDOWN_WAIT_S) -> Iterator[None]:
-    """Kernels started in this block talk over IPC and get ``wait_s`` to shut down.
+    """Kernels started in this block talk over IPC, each in a socket folder of its own, and get
+    ``wait_s`` to exit.
 
-    IPC (Unix sockets in Jupyter's runtime dir, owner-only) instead of TCP on loopback: no port another
-    local user could connect to, and none of ipykernel's "running over TCP without encryption" warning
-    in every task log. papermill takes neither option, so the kernel manager's trait defaults are
-    set for the block (the class's traits: their defaults, not an instance's values) and restored.
+    IPC (Unix sockets, owner-only) instead of TCP on loopback: no port another local user could
+    connect to, and none of ipykernel's "running over TCP without encryption" warning in every task
+    log. Each kernel's connection file, after which its sockets are named, goes in a fresh private
+    folder: without one jupyter_client names them ``kernel-ipc-1``…``-5`` in the working directory,
+    the same names for every kernel, so two notebooks running at once (two worker slots) read each
+    other's messages ("Invalid Signature") and failed. papermill takes none of these options, so the
+    kernel manager's trait defaults are set for the block, and nbclient is handed a subclass that
+    names the connection file; both are restored after.
     """
-    from jupyter_client.manager import KernelManager
-    from jupyter_core.paths import jupyter_runtime_dir
+    import secrets
+    import shutil
+    import tempfile
 
-    # The sockets are named after the connection file. Without one set up front, jupyter_client
-    # names them kernel-ipc-1 … -5 in the working directory, numbered by what exists there: two
-    # kernels starting at once in two tasks took the same sockets and read each other's messages
-    # ("Invalid Signature"), failing both notebooks. One file per block, in the owner-only runtime
-    # dir: a block runs its kernels one after another.
-    runtime = Path(jupyter_runtime_dir())
-    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
-    connection_file = runtime / f"kernel-credit-bot-{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
-    traits = {
-        KernelManager.shutdown_wait_time: wait_s,
-        KernelManager.transport: "ipc",
-        KernelManager.connection_file: str(connection_file),
-    }
+    import jupyter_client
+    from jupyter_client.manager import KernelManager
+    from traitlets import default
+
+    folder = tempfile.mkdtemp(prefix="credit-bot-kernel-")  # mode 0700
+    real = jupyter_client.AsyncKernelManager
+
+    class PrivateSocketsKernelManager(real):  # type: ignore[misc, valid-type]
+        """Names each kernel's connection file, and so its sockets, uniquely in ``folder``."""
+
+        @default("connection_file")
+        def _private_connection_file(self) -> str:
+            return os.path.join(folder, f"kernel-{secrets.token_hex(6)}.json")
+
+    traits = {KernelManager.shutdown_wait_time: wait_s, KernelManager.transport: "ipc"}
     saved = {trait: trait.default_value for trait in traits}
-    # traitlets copies a plain string default into each class's initial values when the class is
-    # made (papermill's AsyncKernelManager among them): that copy must change too.
-    managers = _subclasses(KernelManager)
-    cached = {cls: cls._static_immutable_initial_values.get("connection_file") for cls in managers}
     for trait, value in traits.items():
         trait.default_value = value
-    for cls in managers:
-        if "connection_file" in cls._static_immutable_initial_values:
-            cls._static_immutable_initial_values["connection_file"] = str(connection_file)
+    # nbclient (papermill's engine) looks the class up here each time it starts a kernel.
+    jupyter_client.AsyncKernelManager = PrivateSocketsKernelManager
     try:
         yield
     finally:
+        jupyter_client.AsyncKernelManager = real
         for trait, value in saved.items():
             trait.default_value = value
-        for cls, value in cached.items():
-            if value is not None:
-                cls._static_immutable_initial_values["connection_file"] = value
-
-
-def _subclasses(cls: type) -> list[type]:
-    found = [cls]
-    for sub in cls.__subclasses__():
-        found.extend(_subclasses(sub))
-    return found
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from credit_bot import intake, ledger, replies
-from credit_bot.money import format_usd
+from credit_bot.money import format_usd, to_cents
 from credit_bot.posting import SlackSide
 from credit_bot.settings import SETTINGS_VARIABLE, Settings, SettingsError
 
@@ -183,15 +183,25 @@ def fetch_requests(
     requests = []
     for request in selected:
         if request.reason == "check_thread":
-            entry = ledger.lookup(book, settings.channel, request.ts, settings.dry_run) or {}
+            thread = slack.replies(client, settings.channel, request.ts)
+            # Every requester reply, also one posted just before the bot asked for the link.
             added = [
                 intake.message_text(r)
-                for r in slack.replies(client, settings.channel, request.ts)
+                for r in thread
                 if intake.skip_reason({**r, "thread_ts": None}, None) is None
-                and float(r["ts"]) > float(entry.get("reply_ts") or request.ts)
             ]
             if not looker_urls("\n".join(added), list(settings.looker_hosts)):
                 notes.append(f"{request.ts}: still waiting for a Looker link")
+                # Read up to here: the thread is read again only when someone replies anew.
+                latest = max((r["ts"] for r in thread), key=float, default=request.ts)
+                closed.append(
+                    {
+                        "ts": request.ts,
+                        "outcome": ledger.LINK_REQUESTED,
+                        "dry_run": settings.dry_run,
+                        "thread_checked": latest,
+                    }
+                )
                 continue
             request = replace(request, text="\n".join([request.text, *added]), reason="link_added")
         requests.append(request)
@@ -446,7 +456,7 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
     for job in resolved["jobs"]:
         try:
             result = read_result(job["output_nb"])
-            credit = validate_credit(result)
+            validate_credit(result)
         except (NotebookResultError, InvalidAmount) as exc:
             # A notebook that did not finish may next time; an invalid amount or a rejected one will not.
             transient = isinstance(exc, NotebookResultError) and not isinstance(exc, NotebookRejected)
@@ -456,12 +466,13 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
                 "links": resolved["links"],
                 "notebooks": notebooks,
             }
-        total += credit
-        by_link[job["link"]] = by_link.get(job["link"], Decimal("0.00")) + credit
-    problem = _above_stated_spend(resolved["jobs"], by_link)
+        # Unrounded: the team's notebook leaves fractions of a cent, and the sum is rounded once.
+        total += result.credit
+        by_link[job["link"]] = by_link.get(job["link"], Decimal("0")) + result.credit
+    problem = _above_stated_spend(resolved["jobs"], {link: to_cents(c) for link, c in by_link.items()})
     if problem:
         return {"action": "escalate", "error": problem, "links": resolved["links"], "notebooks": notebooks}
-    return {"action": "answer", "amount": total, "links": resolved["links"], "notebooks": notebooks}
+    return {"action": "answer", "amount": to_cents(total), "links": resolved["links"], "notebooks": notebooks}
 
 
 def _above_stated_spend(jobs: list[dict[str, Any]], by_link: dict[str, Decimal]) -> str | None:

@@ -179,6 +179,26 @@ def test_link_added_later_by_edit_or_thread_reply(dag, stack, post):
     assert thread_posts(stack, replied)[-1] == "Approved, $12.35, exceptions"
 
 
+def test_link_replied_in_the_thread_before_the_bot_asked_is_picked_up(dag, stack, post):
+    """The requester answers at once, a moment before the bot's ask lands (the soak found such a
+    request left waiting for a link it had been given); the thread is read once, not every run."""
+    stack.use_settings(products=[fixed_result_rule()])
+    hasty = post("credit please, link below")
+    stack.sandbox.add_message(CHANNEL, f"here: <{HOST}/looks/907>", user="U0REQUESTER", thread_ts=hasty)
+    chatty = post("another one, link to follow")
+    stack.sandbox.add_message(CHANNEL, "will send it soon", user="U0REQUESTER", thread_ts=chatty)
+
+    assert run(dag) == "success"  # a new request: its post has no link, so the bot asks
+    assert thread_posts(stack, hasty)[0].startswith(LINK_REQUEST)
+    assert run(dag) == "success"
+    assert thread_posts(stack, hasty)[1:] == ["Approved, $12.35, exceptions"]
+    assert ledger_entry(hasty)["outcome"] == "answered"
+    assert ledger_entry(chatty)["outcome"] == "link_requested"
+    stack.sandbox.reset_calls()
+    assert run(dag) == "success"  # the chatty thread was read once already: not again
+    assert [c["method"] for c in stack.sandbox.calls(api="slack")] == ["conversations.history"]
+
+
 def test_slack_rate_limit_and_looker_token_revocation_are_absorbed(dag, stack, post):
     stack.use_settings(products=[fixed_result_rule()])
     ts = post(f"<{HOST}/looks/901>")
