@@ -80,13 +80,28 @@ def _load_settings(params: dict[str, Any]) -> dict[str, Any]:
             raise SettingsError(
                 f"Airflow connection {conn_id!r} is missing: add it in Admin → Connections (see README)"
             ) from None
-    dry_run = settings.dry_run if params.get("dry_run") is None else bool(params["dry_run"])
+    dry_run = dry_run_choice(params.get("dry_run"), settings.dry_run)
     if not dry_run and not settings.operators:
         log.warning("live mode with no 'operators' configured: failures will only be visible in the logs")
     run = settings.to_dict()
     run.update(channel=channel, dry_run=dry_run, message_ts=message_ts, force=bool(params.get("force")))
     log.info("channel %s, %s", channel, "DRY RUN (nothing is posted)" if dry_run else "LIVE")
     return run
+
+
+# The trigger form's choices; the REST API's true / false mean the same. Absent: the setting decides.
+DRY_RUN_CHOICES = {"dry_run": True, "live": False}
+
+
+def dry_run_choice(value: Any, configured: bool) -> bool:
+    """Whether this run is a dry run, from the ``dry_run`` param and the setting."""
+    if value is None:
+        return configured
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in DRY_RUN_CHOICES:
+        return DRY_RUN_CHOICES[value]
+    raise SettingsError(f'the \'dry_run\' param must be true, false, "dry_run" or "live", not {value!r}')
 
 
 def _settings(run: dict[str, Any]) -> Settings:
@@ -376,11 +391,13 @@ def post_results(
     run: dict[str, Any],
     resolved: dict[str, Any] | None,
     log_url: str | None,
+    task: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Carry out the decision for one request (or log it in dry-run) and return its ledger outcome.
 
     The outcome's ``status`` is a few words for the task's name in the Airflow UI; ``markers`` are
-    the posting markers record_ledger drops once the outcome is recorded.
+    the posting markers record_ledger drops once the outcome is recorded. ``task`` (``run_id``,
+    ``map_index``) says which task instance decided, for the requests page's log link.
     """
     settings = _settings(run)
     decision = decide(resolved)
@@ -392,7 +409,14 @@ def post_results(
         }
     slack = SlackSide(settings)
     outcome = _carry_out(request, settings, decision, slack, log_url)
-    return {**outcome, "markers": slack.markers}
+    # What the requests page shows besides the outcome: who asked, the post's first words, what ran.
+    seen = {
+        "user": request.get("user") or None,
+        "snippet": intake.snippet(request.get("text") or "", 60),
+        "notebooks": decision.get("notebooks") or [],
+        **{k: v for k, v in (task or {}).items() if k in ("run_id", "map_index")},
+    }
+    return {**outcome, **seen, "markers": slack.markers}
 
 
 def _carry_out(
@@ -497,11 +521,28 @@ def record_ledger(
     # Only now are the posting markers redundant; a request without an outcome keeps its markers.
     for marker in {m for o in by_ts.values() for m in o.get("markers", [])}:
         Variable.delete(marker)
+    removed = remove_old_notebooks(settings)
     counts: dict[str, int] = {}
     for outcome in merged:
         counts[outcome["outcome"]] = counts.get(outcome["outcome"], 0) + 1
     log.info("ledger updated: %s", counts or "nothing new")
-    return {"counts": counts, "summary": run_summary(merged, settings.dry_run)}
+    return {"counts": counts, "summary": run_summary(merged, settings.dry_run), "notebooks_removed": removed}
+
+
+def remove_old_notebooks(settings: Settings) -> int:
+    """Delete executed notebooks older than ``notebook_retention_days`` (local or object storage).
+
+    Runs after the ledger is written and never fails the run: a storage error is logged, and the
+    next run tries again.
+    """
+    from credit_bot.notebook_store import NotebookStore
+
+    try:
+        removed = NotebookStore(settings.output_dir).remove_older_than(settings.notebook_retention_days)
+    except OSError as exc:
+        log.warning("could not remove old executed notebooks from %s: %s", settings.output_dir, exc)
+        return 0
+    return len(removed)
 
 
 def run_summary(outcomes: list[dict[str, Any]], dry_run: bool) -> str:
