@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from credit_bot import ledger, replies
 from credit_bot.settings import Settings
+from credit_bot.ui.urls import configured_base_url
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -124,6 +125,7 @@ class SlackSide:
             next_step=next_step,
             links=decision.get("links"),
             notebooks=decision.get("notebooks"),
+            base_url=configured_base_url(),
         )
         self._dm_operators(request, text, state=state)
 
