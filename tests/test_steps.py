@@ -39,3 +39,29 @@ def _o(outcome: str, amount: str | None = None) -> dict:
 )
 def test_run_summary(outcomes: list, dry_run: bool, summary: str) -> None:
     assert run_summary(outcomes, dry_run) == summary
+
+
+@pytest.mark.parametrize(
+    ("value", "configured", "dry_run"),
+    [
+        pytest.param(None, True, True, id="as-configured-dry"),
+        pytest.param(None, False, False, id="as-configured-live"),
+        pytest.param("dry_run", False, True, id="form-dry-run"),
+        pytest.param("live", True, False, id="form-live"),
+        pytest.param(True, False, True, id="rest-true"),
+        pytest.param(False, True, False, id="rest-false"),
+    ],
+)
+def test_dry_run_param(value, configured: bool, dry_run: bool) -> None:
+    from credit_bot.steps import dry_run_choice
+
+    assert dry_run_choice(value, configured) is dry_run
+
+
+@pytest.mark.parametrize("value", ["yes", "", 1, 0])
+def test_dry_run_param_rejects_anything_else(value) -> None:
+    from credit_bot.settings import SettingsError
+    from credit_bot.steps import dry_run_choice
+
+    with pytest.raises(SettingsError, match="'dry_run' param"):
+        dry_run_choice(value, True)

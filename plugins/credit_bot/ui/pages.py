@@ -8,7 +8,7 @@ ledger or the request is escaped.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -145,13 +145,13 @@ def requests_page(
     filters: Filters,
     *,
     output_dir: str,
-    kept: set[str] | None,
+    kept: Callable[[set[str]], set[str]] | None,
     base_url: str | None,
     retention_days: int,
     workspace: str | None = None,
     now: datetime | None = None,
 ) -> str:
-    """The whole page. ``kept``: notebook paths still stored (``None``: not known, link them all)."""
+    """The whole page. ``kept`` answers which notebook paths of the given run folders are still stored."""
     now = now or datetime.now(UTC)
     mode = filters.mode
     period_rows = ledger_report.select(book, mode=mode, since_hours=PERIODS[filters.period], now=now)
@@ -162,6 +162,12 @@ def requests_page(
     if filters.outcome:
         rows = [r for r in rows if r.get("outcome") == filters.outcome]
     shown = rows[:MAX_ROWS]
+    stored = None
+    if kept is not None:
+        refs = [
+            NotebookRef.from_path(output_dir, str(p)) for row in shown for p in row.get("notebooks") or []
+        ]
+        stored = kept({ref.run_dir for ref in refs if ref})
     app_base = urls.base_path(base_url) + urls.URL_PREFIX
     sums = totals(period_rows)
     form = (
@@ -202,7 +208,7 @@ def requests_page(
             links.append(f'<a href="{e(slack)}" target="_blank" rel="noopener noreferrer">Slack thread</a>')
         else:
             links.append(f'<span class="muted">{e(row["channel"])} {e(row["ts"])}</span>')
-        notebooks = _notebook_cells(row, output_dir, kept, app_base)
+        notebooks = _notebook_cells(row, output_dir, stored, app_base)
         if notebooks:
             links.append(notebooks)
         log = task_log_url(base_url, row)
