@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +64,14 @@ def test_answers_each_kind_of_request_once(dag, stack, post):
     assert all("zendesk" not in json.dumps(c["params"]) for c in stack.sandbox.calls(api="looker"))
     assert ledger_entry(look)["outcome"] == "answered"
     assert ledger_entry(look)["amount"] == "10229.83"
+    # What the requests page in the Airflow UI shows besides the outcome.
+    entry = ledger_entry(several)
+    assert entry["user"] == "U0REQUESTER"
+    assert entry["snippet"] == "two links: acme and bolt"
+    assert entry["run_id"].startswith("manual__")
+    assert isinstance(entry["map_index"], int)
+    assert [Path(p).name for p in entry["notebooks"]] == [f"C0CREDITTEST-{several}-{i}.ipynb" for i in (0, 1)]
+    assert all(Path(p).is_file() for p in entry["notebooks"])
     assert ledger_entry(psms)["outcome"] == "ignored"
     assert ledger_entry(no_link)["outcome"] == "link_requested"
 
