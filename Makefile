@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR)/plugins
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: install demo bench ledger test test-deploy browser-deps lint format lock clean
+.PHONY: install demo ui bench ledger test test-deploy browser-deps lint format lock clean
 
 install: $(VENV)/.installed $(AIRFLOW_HOME)/.migrated
 
@@ -34,6 +34,19 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 
 demo: install
 	$(BIN)/python -m harness.demo
+
+# The Airflow UI on the demo's Airflow home (.airflow, after `make demo`): its runs, task logs, the
+# CreditBot requests page and executed notebooks. Simple auth manager, user admin; its password is
+# generated into .airflow/simple_auth_manager_passwords.json.generated on the first start.
+UI_PORT ?= 8080
+UI_HOST ?= 127.0.0.1
+ui: install
+	@test -d output/notebooks || { echo "nothing to show yet: run make demo first"; exit 1; }
+	@echo "Airflow UI on http://localhost:$(UI_PORT) (user admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
+	AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
+	AIRFLOW__API__BASE_URL=http://localhost:$(UI_PORT) \
+	$(BIN)/airflow api-server --host $(UI_HOST) --port $(UI_PORT)
 
 # BENCH_ARGS: --quick, --compare bench-results/OLD.json, --executor local (see bench/credit_bot_bench.py)
 bench: install

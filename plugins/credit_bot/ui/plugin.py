@@ -28,7 +28,7 @@ class CreditBotPlugin(AirflowPlugin):
             "name": "CreditBot",
             "href": urls.base_path(urls.configured_base_url()) + urls.URL_PREFIX + "/",
             "destination": "nav",
-            "category": "browse",
+            "nav_top_level": True,  # its own button in the nav bar, not inside a "Plugins" menu
             "url_route": urls.URL_ROUTE,
         }
     ]

@@ -88,11 +88,10 @@ def _clean_outputs(nb: Any) -> None:
             if data is not None:
                 for mime in DROPPED_MIME_TYPES:
                     data.pop(mime, None)
-                if "text/html" in data:
-                    html = data["text/html"]
-                    data["text/html"] = sanitize_html("".join(html) if isinstance(html, list) else html)
-                if "text/markdown" in data:
-                    data["text/markdown"] = sanitize_html(str(data["text/markdown"]))
+                for mime in ("text/html", "text/markdown"):
+                    if mime in data:
+                        value = data[mime]
+                        data[mime] = sanitize_html("".join(value) if isinstance(value, list) else str(value))
                 # CreditBot's own structured outputs are for the bot; shown as the JSON they are.
                 for mime in [m for m in data if m.startswith("application/vnd.credit-bot.")]:
                     data.setdefault("text/plain", json.dumps(data.pop(mime), indent=1))
