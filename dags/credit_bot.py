@@ -39,6 +39,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, g
 from credit_bot import alerts
 from credit_bot.events import slack_asset
 from credit_bot.notebooks import CreditNotebookOperator
+from credit_bot.ui.links import request_task
 
 # Retry policy of every task; overridable from the environment so tests can use short delays.
 TASK_RETRIES = int(os.environ.get("CREDIT_BOT_TASK_RETRIES", "2"))
@@ -160,7 +161,8 @@ def credit_bot():
             return []
         return steps.notebook_jobs(_materialize(resolved), run)
 
-    @task(trigger_rule="all_done", map_index_template="{{ request_label }}")
+    # @task with one addition: the "CreditBot request" extra link to the request's entry in the UI.
+    @request_task(trigger_rule="all_done", map_index_template="{{ request_label }}")
     def post_results(request: dict, run: dict) -> dict:
         """Replies, asks for a link or DMs the operators. Safe to clear: it never posts a reply twice."""
         from credit_bot import steps

@@ -178,25 +178,30 @@ def test_creditbot_pages_requests_notebook_extra_link_and_refusal(
     screens.take(page, "creditbot-requests")
 
     row.get_by_role("link", name="notebook").click()
-    expect(frame.get_by_text("Recommended credit: $10,229.83")).to_be_visible()
+    expect(frame.get_by_text("CreditBot read credit_amount = $10,229.83")).to_be_visible()
+    credit = frame.get_by_text("Recommended credit: $10,229.83")
     per_mode = frame.locator("table").filter(has_text="block rate (expected)")
     for mode in ("basic", "standard", "max"):
         expect(per_mode.get_by_role("cell", name=mode, exact=True)).to_be_visible()
     expect(frame.get_by_text("Code").first).to_be_visible()  # code cells folded
-    screens.take(page, "creditbot-notebook")
+    screens.take(page, "creditbot-notebook-top")
+    credit.scroll_into_view_if_needed()
+    expect(credit).to_be_visible()
+    screens.take(page, "creditbot-notebook-credit-and-per-mode-table")
 
+    # The run_notebook task instance's Details tab lists its extra links.
     page.goto(f"{base}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/run_notebook/mapped/0")
+    page.get_by_role("link", name="Details", exact=True).click()
     link = page.get_by_role("link", name="Executed notebook")
-    expect(link).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    expect(link).to_be_visible()
+    link.scroll_into_view_if_needed()
     screens.take(page, "creditbot-extra-link")
-    with page.context.expect_page() as opened:
-        link.click()
-    notebook_tab = opened.value
-    expect(notebook_tab.get_by_text("Recommended credit: $10,229.83")).to_be_visible()
-    assert "/credit-bot/notebooks/" in notebook_tab.url
-    screens.take(notebook_tab, "creditbot-notebook-from-extra-link")
-    notebook_url = notebook_tab.url
-    notebook_tab.close()
+    link.click()  # same origin: Airflow opens it in the same tab
+    page.wait_for_url(re.compile(r"/credit-bot/notebooks/[^/]+/[^/]+\.ipynb$"))
+    expect(page.get_by_text("CreditBot read credit_amount = $10,229.83")).to_be_visible()
+    page.get_by_text("Recommended credit: $10,229.83").scroll_into_view_if_needed()
+    screens.take(page, "creditbot-notebook-from-extra-link")
+    notebook_url = page.url
 
     signed_out = chromium_browser.new_context(viewport={"width": 1440, "height": 900})
     try:

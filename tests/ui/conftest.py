@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from credit_bot.ledger import LEDGER_VARIABLE
+from credit_bot.notebooks import RESULT_MIME
 from credit_bot.settings import SETTINGS_VARIABLE
 
 CHANNEL = "C0CREDITTEST"
@@ -58,7 +59,16 @@ def executed_notebook(*, secret: str | None = None) -> str:
             outputs=[
                 nbformat.v4.new_output(
                     "stream", name="stdout", text=f"credit_amount = 4948.80 {secret or ''}\n"
-                )
+                ),
+                nbformat.v4.new_output(  # what CreditBot's read-out cell leaves
+                    "display_data",
+                    data={
+                        RESULT_MIME: {
+                            "has_credit_amount": True,
+                            "credit_amount": {"type": "float", "value": "4948.8"},
+                        }
+                    },
+                ),
             ],
         ),
     ]

@@ -180,6 +180,7 @@ def test_notebook_view_renders_outputs_without_scripts_or_secrets(client, deploy
     assert WAREHOUSE_PASSWORD not in html
     assert "This notebook contains a credential (1 occurrence(s))" in html
     assert "← CreditBot requests" in html
+    assert "CreditBot read <b>credit_amount = $4,948.80</b> from this notebook" in html
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
 

@@ -21,10 +21,13 @@ ROUTES = ["/credit-bot/", f"/credit-bot/notebooks/{RUN_DIR}/{NAME}"]
 def airflow_app() -> Iterator[TestClient]:
     from airflow.api_fastapi.app import create_app, purge_cached_app
 
-    purge_cached_app()
-    with TestClient(create_app(), raise_server_exceptions=False) as client:
-        yield client
-    purge_cached_app()
+    # The API server signs its tokens with this; every deployment sets one (a fake one here).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "fake-jwt-signing-secret-for-tests-" * 2)
+        purge_cached_app()
+        with TestClient(create_app(), raise_server_exceptions=False) as client:
+            yield client
+        purge_cached_app()
 
 
 def _token(role: str | None, username: str = "someone") -> str:

@@ -29,7 +29,10 @@ def test_plugin_class() -> None:
     assert view["url_route"] == "credit-bot"
     assert view["destination"] == "nav"
     assert view["href"].endswith("/credit-bot/")
-    assert [link.name for link in CreditBotPlugin.operator_extra_links] == ["Executed notebook"]
+    assert [link.name for link in CreditBotPlugin.operator_extra_links] == [
+        "Executed notebook",
+        "CreditBot request",
+    ]
 
 
 def test_airflow_plugins_lists_the_app_the_view_and_the_link() -> None:
@@ -49,12 +52,37 @@ def test_airflow_plugins_lists_the_app_the_view_and_the_link() -> None:
     assert "'url_prefix': '/credit-bot'" in str(plugin["fastapi_apps"])
     assert "'url_route': 'credit-bot'" in str(plugin["external_views"])
     assert "ExecutedNotebookLink" in str(plugin["operator_extra_links"])
+    assert "RequestEntryLink" in str(plugin["operator_extra_links"])
 
 
-def test_the_notebook_task_carries_the_link() -> None:
-    from credit_bot.notebooks import CreditNotebookOperator
+def test_the_tasks_carry_the_links() -> None:
+    from harness.local import load_dag
 
-    assert [type(link) for link in CreditNotebookOperator.operator_extra_links] == [ExecutedNotebookLink]
+    dag = load_dag()
+    assert [link.name for link in dag.get_task("run_notebook").operator_extra_links] == ["Executed notebook"]
+    assert [link.name for link in dag.get_task("post_results").operator_extra_links] == ["CreditBot request"]
+
+
+@pytest.mark.parametrize(
+    ("op_kwargs", "expected"),
+    [
+        pytest.param(
+            {"request": {"channel": "C0CREDITTEST", "ts": "1796190000.000100"}},
+            "https://airflow.example.com/credit-bot/?request=C0CREDITTEST%3A1796190000.000100",
+            id="the-request",
+        ),
+        pytest.param({"request": "{{ not rendered }}"}, "", id="unrendered"),
+        pytest.param({}, "", id="no-request"),
+    ],
+)
+def test_request_entry_link(monkeypatch, op_kwargs, expected) -> None:
+    from types import SimpleNamespace
+
+    from credit_bot.ui.links import RequestEntryLink
+
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")
+    operator = SimpleNamespace(op_kwargs=op_kwargs)
+    assert RequestEntryLink().get_link(operator, ti_key=None) == expected  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

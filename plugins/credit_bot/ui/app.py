@@ -193,7 +193,7 @@ def create_app() -> FastAPI:
                 "executed notebook %s/%s holds a connection secret; hidden on the page", run_dir, name
             )
         back = urls.base_path(urls.configured_base_url()) + urls.URL_PREFIX + "/"
-        banner = pages.notebook_banner(ref, rendered.secrets_hidden, back)
+        banner = pages.notebook_banner(ref, rendered.secrets_hidden, back, rendered.credit)
         head, body = _split_body(rendered.html)
         return _html(head + banner + body)
 

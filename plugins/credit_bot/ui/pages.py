@@ -241,13 +241,22 @@ def requests_page(
     return page("CreditBot requests", f"<h1>CreditBot requests</h1>{form}{summary}{table}{more}{note}")
 
 
-def notebook_banner(ref: NotebookRef, secrets_hidden: int, requests_href: str) -> str:
-    """The strip above an executed notebook: what it is, and a way back."""
+def notebook_banner(
+    ref: NotebookRef, secrets_hidden: int, requests_href: str, credit: str | None = None
+) -> str:
+    """The strip above an executed notebook: what it is, what CreditBot read from it, and a way back."""
+    read = (
+        f"CreditBot read <b>credit_amount = {e(credit)}</b> from this notebook"
+        if credit
+        else "CreditBot found no credit_amount in this notebook"
+    )
     parts = [
+        f'<div class="credit-bot-banner" style="{_BANNER}font-size:16px">{read} '
+        "(the reply rounds and sums a request's links; the ledger has the amount posted)</div>",
         f'<div class="credit-bot-banner" style="{_BANNER}">'
         f'<a href="{e(requests_href)}">← CreditBot requests</a>'
         f" · executed notebook <code>{e(ref.run_dir)}/{e(ref.name)}</code> · code cells are folded: "
-        "click <em>Code</em> to read one</div>"
+        "click <em>Code</em> to read one</div>",
     ]
     if secrets_hidden:
         parts.append(

@@ -12,7 +12,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from credit_bot.ui import urls
 from credit_bot.ui.app import create_app
-from credit_bot.ui.links import ExecutedNotebookLink
+from credit_bot.ui.links import ExecutedNotebookLink, RequestEntryLink
 
 
 class CreditBotPlugin(AirflowPlugin):
@@ -32,4 +32,4 @@ class CreditBotPlugin(AirflowPlugin):
             "url_route": urls.URL_ROUTE,
         }
     ]
-    operator_extra_links: ClassVar[list[Any]] = [ExecutedNotebookLink()]
+    operator_extra_links: ClassVar[list[Any]] = [ExecutedNotebookLink(), RequestEntryLink()]

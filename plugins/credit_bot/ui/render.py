@@ -38,6 +38,7 @@ class UnreadableNotebook(ValueError):
 class RenderedNotebook:
     html: str
     secrets_hidden: int  # how many secret occurrences were replaced
+    credit: str | None = None  # credit_amount as CreditBot read it (its read-out cell), e.g. "$4,948.80"
 
 
 def hide_secrets(text: str, secrets: list[str]) -> tuple[str, int]:
@@ -99,6 +100,23 @@ def _clean_outputs(nb: Any) -> None:
                 output["traceback"] = [_ANSI.sub("", line) for line in output.get("traceback", [])]
 
 
+def read_out_credit(nb: Any) -> str | None:
+    """``credit_amount`` from CreditBot's read-out output, in dollars, or ``None`` when it has none."""
+    from credit_bot.money import InvalidAmount, format_usd, to_cents, to_decimal
+    from credit_bot.notebooks import RESULT_MIME
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            result = output.get("data", {}).get(RESULT_MIME)
+            value = (result or {}).get("credit_amount", {}).get("value") if isinstance(result, dict) else None
+            if value is not None:
+                try:
+                    return format_usd(to_cents(to_decimal(value)))
+                except InvalidAmount:
+                    return None
+    return None
+
+
 def render(text: str, secrets: list[str], title: str) -> RenderedNotebook:
     """The notebook JSON ``text`` as one self-contained HTML page (code cells folded, no scripts)."""
     import nbformat
@@ -108,7 +126,8 @@ def render(text: str, secrets: list[str], title: str) -> RenderedNotebook:
         nb = nbformat.reads(text, as_version=4)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UnreadableNotebook(f"not a notebook nbformat can read ({type(exc).__name__})") from None
+    credit = read_out_credit(nb)
     _clean_outputs(nb)
     nb.metadata.pop("widgets", None)
     html, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": title}})
-    return RenderedNotebook(html=html, secrets_hidden=hidden)
+    return RenderedNotebook(html=html, secrets_hidden=hidden, credit=credit)
