@@ -160,7 +160,7 @@ def test_creditbot_pages_requests_notebook_extra_link_and_refusal(
 
     page.goto(base + "/")
     nav = page.get_by_role("link", name="CreditBot")
-    expect(nav).to_be_visible()
+    expect(nav).to_be_visible(timeout=30_000)  # plugin entries join the nav once the UI has fetched them
     nav.click()
     page.wait_for_url(re.compile(r"/plugin/credit-bot$"))
     frame = page.frame_locator("iframe")
