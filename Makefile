@@ -23,7 +23,7 @@ export PYTHONPATH := $(CURDIR)/plugins
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: install demo bench soak ledger check-notebook test test-deploy smoke python-info browser-deps lint format lock clean
+.PHONY: install demo ui bench soak ledger check-notebook test test-deploy smoke python-info browser-deps lint format lock clean
 
 STAMP := $(VENV)/.installed-py$(PYTHON_VERSION)
 install: $(STAMP) $(AIRFLOW_HOME)/.migrated
@@ -55,6 +55,19 @@ $(AIRFLOW_HOME)/.migrated: $(STAMP)
 
 demo: install
 	$(BIN)/python -m harness.demo
+
+# The Airflow UI on the demo's Airflow home (.airflow, after `make demo`): its runs, task logs, the
+# CreditBot requests page and executed notebooks. Simple auth manager, user admin; its password is
+# generated into .airflow/simple_auth_manager_passwords.json.generated on the first start.
+UI_PORT ?= 8080
+UI_HOST ?= 127.0.0.1
+ui: install
+	@test -d output/notebooks || { echo "nothing to show yet: run make demo first"; exit 1; }
+	@echo "Airflow UI on http://localhost:$(UI_PORT) (user admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
+	AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
+	AIRFLOW__API__BASE_URL=http://localhost:$(UI_PORT) \
+	$(BIN)/airflow api-server --host $(UI_HOST) --port $(UI_PORT)
 
 # BENCH_ARGS: --quick, --compare bench-results/OLD.json, --executor local (see `python -m bench --help`)
 bench: install

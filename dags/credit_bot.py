@@ -26,7 +26,8 @@ when a request's task failed or an operator DM could not be sent, so the failure
 * **State**: Airflow Variable `credit_bot_ledger`, written only by `record_ledger`
   (`make ledger` prints it).
 * **Manual runs**: trigger with a `channel`, or one `message_ts` / pasted Slack permalink;
-  `force` re-processes a request the ledger says is done; `dry_run` overrides the setting.
+  `force` re-processes a request the ledger says is done; `dry_run` (As configured, Dry run,
+  Live) overrides the setting.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, g
 from credit_bot import alerts
 from credit_bot.events import slack_asset
 from credit_bot.notebooks import CreditNotebookOperator
+from credit_bot.ui.links import request_task
 
 # Retry policy of every task; overridable from the environment so tests can use short delays.
 TASK_RETRIES = int(os.environ.get("CREDIT_BOT_TASK_RETRIES", "2"))
@@ -109,12 +111,22 @@ def _materialize(lazy: list) -> list:
             "1764000000.000100). A link from another channel than the settings' one needs that channel "
             "in Channel ID too.",
         ),
+        # A labelled choice, not a toggle: an untouched toggle looked exactly like "off". The form
+        # sends "dry_run" / "live"; REST callers keep sending true / false (or nothing).
         "dry_run": Param(
             None,
-            type=["null", "boolean"],
-            title="Dry run",
-            description="Untouched: as the 'dry_run' setting says (dry run unless it is false). "
-            "Switched on: dry run, post nothing. Switched on, then off again: live, post the replies.",
+            type=["null", "string", "boolean"],
+            enum=[None, "dry_run", "live", True, False],
+            values_display={
+                "null": "As configured (the 'dry_run' setting)",
+                "dry_run": "Dry run — post nothing",
+                "live": "Live — post replies",
+                "true": "true (REST API value) — dry run",
+                "false": "false (REST API value) — live",
+            },
+            title="Dry run or live",
+            description="As configured: the 'dry_run' setting decides (dry run unless it is false). "
+            "Dry run: everything runs, nothing is posted. Live: replies, reactions and DMs are posted.",
         ),
         "force": Param(
             False,
@@ -150,7 +162,8 @@ def credit_bot():
         context = _label_map_index(request)
         return steps.resolve(request, run, context["run_id"])
 
-    @task(trigger_rule="all_done", map_index_template="{{ request_label }}")
+    # @task with one addition: the "CreditBot request" extra link to the request's entry in the UI.
+    @request_task(trigger_rule="all_done", map_index_template="{{ request_label }}")
     def post_results(request: dict, run: dict) -> dict:
         """Replies, asks for a link or DMs the operators. Safe to clear: it never posts a reply twice."""
         from credit_bot import steps
@@ -158,7 +171,8 @@ def credit_bot():
         context = _label_map_index(request)
         ti = context["ti"]
         resolved = ti.xcom_pull(task_ids="resolve", map_indexes=ti.map_index)
-        outcome = steps.post_results(request, run, resolved, ti.log_url)
+        task = {"run_id": ti.run_id, "map_index": ti.map_index}
+        outcome = steps.post_results(request, run, resolved, ti.log_url, task)
         # Rendered after the task ran: the UI names this task instance after the request and its outcome.
         context["request_label"] += f" → {outcome['status']}"  # type: ignore[typeddict-unknown-key]
         return outcome

@@ -142,3 +142,40 @@ def test_operator_dm_names_the_requester(requester: str | None, line: str | None
         requester=requester,
     )
     assert (line in text.splitlines()) if line else "Requested by" not in text
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        pytest.param(
+            "https://airflow.example.com",
+            "• Executed notebook: https://airflow.example.com/credit-bot/notebooks/run/"
+            "C0123ABCD-1764000000.000100-0.ipynb",
+            id="linked-through-base-url",
+        ),
+        pytest.param(
+            None,
+            "• Executed notebook: /fake/output/run/C0123ABCD-1764000000.000100-0.ipynb "
+            "(no link: Airflow's [api] base_url is not configured)",
+            id="no-base-url",
+        ),
+        pytest.param(
+            "/airflow",
+            "• Executed notebook: /fake/output/run/C0123ABCD-1764000000.000100-0.ipynb "
+            "(no link: Airflow's [api] base_url is not configured)",
+            id="a-path-is-not-a-link",
+        ),
+    ],
+)
+def test_operator_dm_links_the_notebook_view(base_url, expected) -> None:
+    text = operator_dm(
+        problem="boom",
+        permalink=None,
+        channel="C0123ABCD",
+        ts="1764000000.000100",
+        log_url=None,
+        next_step="nothing",
+        notebooks=["/fake/output/run/C0123ABCD-1764000000.000100-0.ipynb"],
+        base_url=base_url,
+    )
+    assert expected in text.splitlines()

@@ -186,3 +186,29 @@ def test_decide_sums_the_links_then_rounds_once(tmp_path, credits: list, amount:
     assert decision["action"] == "answer"
     assert decision["amount"] == Decimal(amount)
     assert str(decision["amount"]) == amount
+
+
+@pytest.mark.parametrize(
+    ("value", "configured", "dry_run"),
+    [
+        pytest.param(None, True, True, id="as-configured-dry"),
+        pytest.param(None, False, False, id="as-configured-live"),
+        pytest.param("dry_run", False, True, id="form-dry-run"),
+        pytest.param("live", True, False, id="form-live"),
+        pytest.param(True, False, True, id="rest-true"),
+        pytest.param(False, True, False, id="rest-false"),
+    ],
+)
+def test_dry_run_param(value, configured: bool, dry_run: bool) -> None:
+    from credit_bot.steps import dry_run_choice
+
+    assert dry_run_choice(value, configured) is dry_run
+
+
+@pytest.mark.parametrize("value", ["yes", "", 1, 0])
+def test_dry_run_param_rejects_anything_else(value) -> None:
+    from credit_bot.settings import SettingsError
+    from credit_bot.steps import dry_run_choice
+
+    with pytest.raises(SettingsError, match="'dry_run' param"):
+        dry_run_choice(value, True)

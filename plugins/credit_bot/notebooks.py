@@ -35,6 +35,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseOperator
 
 from credit_bot.money import InvalidAmount, to_cents, to_decimal
+from credit_bot.ui.links import ExecutedNotebookLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -385,6 +386,8 @@ class CreditNotebookOperator(BaseOperator):
     """
 
     template_fields = ("jobs", "kernel_name", "warehouse_conn_id")
+    # "Executed notebook" on the task instance: the CreditBot view of what this try wrote.
+    operator_extra_links = (ExecutedNotebookLink(),)
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from credit_bot import ledger, replies
 from credit_bot.alerts import ALERT_CHANNEL_ENV
 from credit_bot.settings import Settings
+from credit_bot.ui.urls import configured_base_url
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -130,6 +131,7 @@ class SlackSide:
             links=decision.get("links"),
             notebooks=decision.get("notebooks"),
             requester=request.get("user"),
+            base_url=configured_base_url(),
         )
         self._dm_operators(request, text, state=state)
 

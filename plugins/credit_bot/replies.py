@@ -50,11 +50,14 @@ def operator_dm(
     links: list[str] | None = None,
     notebooks: list[str] | None = None,
     requester: str | None = None,
+    base_url: str | None = None,
 ) -> str:
     """A private message to an operator: what failed, which request, where to look, what happens next.
 
     ``requester`` is who asked: a person's ID (shown as their name), or a bot's when a workflow
     post named nobody.
+    ``notebooks`` are executed notebooks' paths: linked to CreditBot's notebook view in the Airflow
+    UI through ``base_url`` (Airflow's ``[api] base_url``), or named, saying why there is no link.
     """
     lines = [f":warning: CreditBot could not answer a credit request: {defang(problem, 500)}"]
     lines.append(f"• Request: {permalink or f'channel {channel}, ts {ts}'}")
@@ -65,11 +68,20 @@ def operator_dm(
     for link in links or []:
         lines.append(f"• Looker link: {link}")
     for path in notebooks or []:
-        lines.append(f"• Executed notebook: {path}")
+        lines.append(f"• Executed notebook: {notebook_line(path, base_url)}")
     if log_url:
         lines.append(f"• Airflow log: {log_url}")
     lines.append(f"• Next: {next_step}")
     return "\n".join(lines)
+
+
+def notebook_line(path: str, base_url: str | None) -> str:
+    """The notebook view's URL, or the path and why there is no link."""
+    from credit_bot.ui.urls import notebook_link
+
+    if not base_url or not base_url.startswith(("http://", "https://")):
+        return f"{path} (no link: Airflow's [api] base_url is not configured)"
+    return notebook_link(path, base_url) or f"{path} (not under the output_dir, so not in the Airflow UI)"
 
 
 def dry_run_preview(text: str, permalink: str | None) -> str:

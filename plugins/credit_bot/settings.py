@@ -63,6 +63,8 @@ class Settings:
     page_size: int = 15
     max_requests_per_run: int = 50
     ledger_retention_days: int = 30
+    # Executed notebooks are kept this long (the team's audit period), then removed by record_ledger.
+    notebook_retention_days: int = 90
     # Status on each request post, as Slack reactions (emoji names; "" turns one off).
     reaction_picked_up: str = "eyes"
     reaction_answered: str = "white_check_mark"
@@ -143,6 +145,7 @@ class Settings:
             "lookback_hours",
             "link_wait_hours",
             "ledger_retention_days",
+            "notebook_retention_days",
         ):
             if getattr(self, key) < 1:
                 raise SettingsError(f"{key!r} must be at least 1")

@@ -82,7 +82,7 @@ def _load_settings(params: dict[str, Any]) -> dict[str, Any]:
             raise SettingsError(
                 f"Airflow connection {conn_id!r} is missing: add it in Admin → Connections (see README)"
             ) from None
-    dry_run = settings.dry_run if params.get("dry_run") is None else bool(params["dry_run"])
+    dry_run = dry_run_choice(params.get("dry_run"), settings.dry_run)
     if not dry_run and not settings.operators:
         log.warning("live mode with no 'operators' configured: failures will only be visible in the logs")
     run = settings.to_dict()
@@ -109,6 +109,21 @@ def _require_runnable(product: str, path: str, kernel_name: str) -> None:
             f"product {product!r}: notebook {path} cannot run under CreditBot: {'; '.join(blockers)} "
             f"(every finding: make check-notebook NOTEBOOK={path})"
         )
+
+
+# The trigger form's choices; the REST API's true / false mean the same. Absent: the setting decides.
+DRY_RUN_CHOICES = {"dry_run": True, "live": False}
+
+
+def dry_run_choice(value: Any, configured: bool) -> bool:
+    """Whether this run is a dry run, from the ``dry_run`` param and the setting."""
+    if value is None:
+        return configured
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in DRY_RUN_CHOICES:
+        return DRY_RUN_CHOICES[value]
+    raise SettingsError(f'the \'dry_run\' param must be true, false, "dry_run" or "live", not {value!r}')
 
 
 def _settings(run: dict[str, Any]) -> Settings:
@@ -497,11 +512,13 @@ def post_results(
     run: dict[str, Any],
     resolved: dict[str, Any] | None,
     log_url: str | None,
+    task: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Carry out the decision for one request (or log it in dry-run) and return its ledger outcome.
 
     The outcome's ``status`` is a few words for the task's name in the Airflow UI; ``markers`` are
-    the posting markers record_ledger drops once the outcome is recorded.
+    the posting markers record_ledger drops once the outcome is recorded. ``task`` (``run_id``,
+    ``map_index``) says which task instance decided, for the requests page's log link.
     """
     settings = _settings(run)
     decision = decide(resolved)
@@ -513,9 +530,15 @@ def post_results(
         }
     slack = SlackSide(settings)
     outcome = _carry_out(request, settings, decision, slack, log_url)
+    # What the requests page shows besides the outcome: the post's first words and what ran.
+    seen = {
+        "snippet": intake.snippet(request.get("text") or "", 60),
+        "notebooks": decision.get("notebooks") or [],
+        **{k: v for k, v in (task or {}).items() if k in ("run_id", "map_index")},
+    }
     if slack.undelivered:  # the run ends failed once the ledger has this outcome (report_failures)
         outcome["undelivered"] = slack.undelivered
-    return {**outcome, "markers": slack.markers}
+    return {**outcome, **seen, "markers": slack.markers}
 
 
 def _carry_out(
@@ -629,12 +652,34 @@ def record_ledger(
         }
     for marker in done:
         Variable.delete(marker)
+    removed = remove_old_notebooks(settings)
     counts: dict[str, int] = {}
     for outcome in merged:
         counts[outcome["outcome"]] = counts.get(outcome["outcome"], 0) + 1
     log.info("ledger updated: %s", counts or "nothing new")
     undelivered = {o["ts"]: o["undelivered"] for o in merged if o.get("undelivered")}
-    return {"counts": counts, "summary": run_summary(merged, settings.dry_run), "undelivered": undelivered}
+    return {
+        "counts": counts,
+        "summary": run_summary(merged, settings.dry_run),
+        "undelivered": undelivered,
+        "notebooks_removed": removed,
+    }
+
+
+def remove_old_notebooks(settings: Settings) -> int:
+    """Delete executed notebooks older than ``notebook_retention_days`` (local or object storage).
+
+    Runs after the ledger is written and never fails the run: a storage error is logged, and the
+    next run tries again.
+    """
+    from credit_bot.notebook_store import NotebookStore
+
+    try:
+        removed = NotebookStore(settings.output_dir).remove_older_than(settings.notebook_retention_days)
+    except OSError as exc:
+        log.warning("could not remove old executed notebooks from %s: %s", settings.output_dir, exc)
+        return 0
+    return len(removed)
 
 
 def run_summary(outcomes: list[dict[str, Any]], dry_run: bool) -> str:

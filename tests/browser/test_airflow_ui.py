@@ -13,7 +13,7 @@ import json
 import re
 import time
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -28,6 +28,8 @@ ACME_REPLY = "Approved, $10,229.83, exceptions"
 BOLT = f"Credit memo for bolt: <{HOST}/explore/billing/counters_by_billable_item?qid=qBolt01|$2,389.84>"
 BOLT_REPLY = "Approved, $1,283.04, exceptions"
 RUN_TIMEOUT_MS = 240_000
+AS_CONFIGURED = "As configured (the 'dry_run' setting)"
+LIVE = "Live — post replies"
 
 
 def test_trigger_form_shows_every_param_with_its_docs_and_default(
@@ -56,7 +58,12 @@ def test_trigger_form_shows_every_param_with_its_docs_and_default(
         expect(row).to_be_visible()
         expect(row).to_contain_text(param["schema"]["title"])
         expect(row).to_contain_text(param["description"])
-        if "boolean" in param["schema"]["type"] and "string" not in param["schema"]["type"]:
+        if param["schema"].get("enum"):  # a labelled choice: the default's label is what shows
+            shown = param["schema"]["values_display"][
+                "null" if param["value"] is None else str(param["value"])
+            ]
+            expect(row).to_contain_text(shown)
+        elif "boolean" in param["schema"]["type"] and "string" not in param["schema"]["type"]:
             assert field.is_checked() is bool(param["value"]), key
         else:
             expect(field).to_have_value(param["value"] or "")
@@ -136,6 +143,80 @@ def test_cleared_failed_task_is_retried_to_exactly_one_reply(
     screens.take(page, "retry-post-results-log")
 
 
+def test_creditbot_pages_requests_notebook_extra_link_and_refusal(
+    page: Any, live_ui: Live, screens: Screens, chromium_browser: Any
+) -> None:
+    """Open CreditBot from the nav, read the requests, open an executed notebook, follow the task's
+    extra link to it, and be refused when signed out."""
+    from playwright.sync_api import expect
+
+    api, base = live_ui.deployment.api, live_ui.deployment.api_url
+    ts = live_ui.post(MANUAL_CHANNEL, ACME)
+    # Through the REST API with dry_run as a boolean: the contract REST callers rely on.
+    api.set_paused(DAG_ID, False)
+    run_id = api.trigger(DAG_ID, conf={"message_ts": ts, "dry_run": False})["dag_run_id"]
+    assert api.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT_MS / 1000)["state"] == "success"
+    assert live_ui.thread(MANUAL_CHANNEL, ts) == [ACME_REPLY]
+
+    page.goto(base + "/")
+    nav = page.get_by_role("link", name="CreditBot")
+    expect(nav).to_be_visible(timeout=30_000)  # plugin entries join the nav once the UI has fetched them
+    nav.click()
+    page.wait_for_url(re.compile(r"/plugin/credit-bot$"))
+    frame = page.frame_locator("iframe")
+    expect(frame.get_by_role("heading", name="CreditBot requests")).to_be_visible()
+    row = frame.locator(f'tr[data-ts="{ts}"]')
+    expect(row).to_contain_text("answered")
+    expect(row).to_contain_text("$10,229.83")
+    expect(row).to_contain_text("U0REQUESTER")
+    expect(row).to_contain_text("Credit request acme")
+    expect(row.get_by_role("link", name="Slack thread")).to_have_attribute("href", _permalink(live_ui, ts))
+    expect(row.get_by_role("link", name="task log")).to_have_attribute(
+        "href", re.compile(r"/tasks/post_results/mapped/\d+$")
+    )
+    expect(frame.get_by_label("Totals")).to_contain_text("answered")
+    screens.take(page, "creditbot-requests")
+
+    row.get_by_role("link", name="notebook").click()
+    expect(frame.get_by_text("CreditBot read credit_amount = $10,229.83")).to_be_visible()
+    credit = frame.get_by_text("Recommended credit: $10,229.83")
+    per_mode = frame.locator("table").filter(has_text="block rate (expected)")
+    for mode in ("basic", "standard", "max"):
+        expect(per_mode.get_by_role("cell", name=mode, exact=True)).to_be_visible()
+    expect(frame.get_by_text("Code").first).to_be_visible()  # code cells folded
+    screens.take(page, "creditbot-notebook-top")
+    credit.scroll_into_view_if_needed()
+    expect(credit).to_be_visible()
+    screens.take(page, "creditbot-notebook-credit-and-per-mode-table")
+
+    # The run_notebook task instance's Details tab lists its extra links.
+    page.goto(f"{base}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/run_notebook/mapped/0")
+    page.get_by_role("link", name="Details", exact=True).click()
+    link = page.get_by_role("link", name="Executed notebook")
+    expect(link).to_be_visible()
+    link.scroll_into_view_if_needed()
+    screens.take(page, "creditbot-extra-link")
+    link.click()  # same origin: Airflow opens it in the same tab
+    page.wait_for_url(re.compile(r"/credit-bot/notebooks/[^/]+/[^/]+\.ipynb$"))
+    expect(page.get_by_text("CreditBot read credit_amount = $10,229.83")).to_be_visible()
+    page.get_by_text("Recommended credit: $10,229.83").scroll_into_view_if_needed()
+    screens.take(page, "creditbot-notebook-from-extra-link")
+    notebook_url = page.url
+
+    signed_out = chromium_browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        tab = signed_out.new_page()
+        for url in (f"{base}/credit-bot/", notebook_url):
+            response = tab.goto(url)
+            assert response is not None
+            assert response.status == 401, url
+            expect(tab.get_by_text("Not signed in")).to_be_visible()
+            assert "10,229.83" not in tab.content()
+        screens.take(tab, "creditbot-refused-signed-out")
+    finally:
+        signed_out.close()
+
+
 # ---- what a person does, step by step --------------------------------------------------------------
 
 
@@ -177,16 +258,17 @@ def _form_conf(form: Any) -> dict[str, Any]:
 
 def _trigger_for_permalink(page: Any, live: Live, screens: Screens, permalink: str, step: str) -> str:
     """Paste the permalink, make the run live, trigger; the new run's id (from the page it opens)."""
+    from playwright.sync_api import expect
+
     form = _open_trigger_form(page)
     form.locator("[name=element_message_ts]").fill(permalink)
-    # The settings say dry-run. The switch shows "off" for both empty (= the setting) and false:
-    # the first click sets true, the second false.
-    switch = form.locator("label").filter(has=page.locator("[name=element_dry_run]"))
-    for _ in range(2):
-        if _form_conf(form)["dry_run"] is False:
-            break
-        switch.click()
-    assert _form_conf(form) == {"channel": None, "message_ts": permalink, "dry_run": False, "force": False}
+    # The settings say dry-run; the labelled choice makes this run live.
+    row = form.get_by_role("group").filter(has=page.locator("[name=element_dry_run]"))
+    expect(row).to_contain_text(AS_CONFIGURED)
+    row.get_by_role("combobox").click()
+    page.get_by_role("option", name=LIVE).click()
+    expect(row).to_contain_text(LIVE)
+    assert _form_conf(form) == {"channel": None, "message_ts": permalink, "dry_run": "live", "force": False}
     screens.take(page, f"{step}-trigger-filled")
     form.get_by_test_id("trigger-dag-submit").click()
     page.wait_for_url(re.compile(rf"/dags/{DAG_ID}/runs/[^/]+$"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,17 @@ def _request_dms(stack):
 
 def _failure_alerts(stack):
     return [d["text"] for d in stack.sandbox.dms() if not d["metadata"]]
+
+
+def _extra_links(run_id: str) -> dict[tuple[str, int], str]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(XComModel).filter(XComModel.run_id == run_id, XComModel.key.like("_link_%")).all()
+        )
+        return {(r.task_id, r.map_index): XComModel.deserialize_value(r) for r in rows}
 
 
 def test_answers_each_kind_of_request_once(dag, stack, post):
@@ -72,6 +84,21 @@ def test_answers_each_kind_of_request_once(dag, stack, post):
     assert all("zendesk" not in json.dumps(c["params"]) for c in stack.sandbox.calls(api="looker"))
     assert ledger_entry(look)["outcome"] == "answered"
     assert ledger_entry(look)["amount"] == "10229.83"
+    # What the requests page in the Airflow UI shows besides the outcome.
+    entry = ledger_entry(several)
+    assert entry["requester"] == "U0REQUESTER"
+    assert entry["snippet"] == "two links: acme and bolt"
+    assert entry["run_id"].startswith("manual__")
+    assert isinstance(entry["map_index"], int)
+    assert [Path(p).name for p in entry["notebooks"]] == [f"C0CREDITTEST-{several}-{i}.ipynb" for i in (0, 1)]
+    assert all(Path(p).is_file() for p in entry["notebooks"])
+    # The extra links, as the task instances pushed them for the UI (Airflow 3 computes them in the task).
+    links = _extra_links(entry["run_id"])
+    assert f"/credit-bot/?request={CHANNEL}%3A{several}" in links["post_results", entry["map_index"]]
+    notebook_links = [v for (task, _), v in links.items() if task == "run_notebook"]
+    run_dir = Path(entry["notebooks"][0]).parent.name
+    expected = f"/credit-bot/notebooks/{run_dir}/C0CREDITTEST-{several}-0.ipynb"
+    assert any(link.endswith(expected) for link in notebook_links), notebook_links
     assert ledger_entry(psms)["outcome"] == "ignored"
     assert ledger_entry(no_link)["outcome"] == "link_requested"
 
