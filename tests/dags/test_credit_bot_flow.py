@@ -222,8 +222,9 @@ def test_link_replied_in_the_thread_before_the_bot_asked_is_picked_up(dag, stack
     assert ledger_entry(hasty)["outcome"] == "answered"
     assert ledger_entry(chatty)["outcome"] == "link_requested"
     stack.sandbox.reset_calls()
-    assert run(dag) == "success"  # the chatty thread was read once already: not again
-    assert [c["method"] for c in stack.sandbox.calls(api="slack")] == ["conversations.history"]
+    # The chatty thread was read once already: not again (auth.test is the scope check).
+    assert run(dag) == "success"
+    assert [c["method"] for c in stack.sandbox.calls(api="slack")] == ["auth.test", "conversations.history"]
 
 
 def test_slack_rate_limit_and_looker_token_revocation_are_absorbed(dag, stack, post):
