@@ -119,8 +119,12 @@ def expected_amount(table: dict[int, Look], look_ids: list[int]) -> str:
     return str(total.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
-def _link(rng: random.Random, look_id: int, label: str = "$1,234.56") -> str:
+def _link(rng: random.Random, table: dict[int, Look], look_id: int) -> str:
+    """A link as requesters write it: labelled with the Look's fraud spend (which CreditBot holds the
+    credit to), or bare."""
     url = f"https://{HOST}/looks/{look_id}"
+    look = table.get(look_id)
+    label = f"${Decimal(look.spend):,.2f}" if look else "Look"
     return rng.choice([f"<{url}|{label}>", f"<{url}>"])
 
 
@@ -137,7 +141,7 @@ def _request(rng: random.Random, table: dict[int, Look], kind: str, key: str, at
     n = int(key.removeprefix("r"))
     if kind in ("verify", "verify_multi"):
         ids = rng.sample(verify, 1 if kind == "verify" else rng.randint(2, 3))
-        text = _post_text(rng, n, [_link(rng, i) for i in ids])
+        text = _post_text(rng, n, [_link(rng, table, i) for i in ids])
         return Request(key, kind, at, text, amount=expected_amount(table, ids))
     if kind in ("no_link", "lookalike"):
         links = []
@@ -148,7 +152,7 @@ def _request(rng: random.Random, table: dict[int, Look], kind: str, key: str, at
         return Request(key, kind, at, text, outcomes=("link_requested",), link_request="once")
     if kind in ("edit_adds_link", "thread_adds_link"):
         ids = rng.sample(verify, rng.randint(1, 2))
-        links = [_link(rng, i) for i in ids]
+        links = [_link(rng, table, i) for i in ids]
         delay = rng.uniform(3, 40)
         if kind == "edit_adds_link":
             later = [("edit", delay, _post_text(rng, n, links))]
@@ -167,7 +171,7 @@ def _request(rng: random.Random, table: dict[int, Look], kind: str, key: str, at
         )
     if kind == "deleted":
         look = rng.choice(verify)
-        text = _post_text(rng, n, [_link(rng, look)])
+        text = _post_text(rng, n, [_link(rng, table, look)])
         later = [("delete", rng.uniform(0, 30), "")]
         # Deleted before the bot saw it: no entry at all ("unseen"); after it answered: answered;
         # while it was retrying: closed as deleted.
@@ -176,14 +180,14 @@ def _request(rng: random.Random, table: dict[int, Look], kind: str, key: str, at
             key, kind, at, text, later=later, outcomes=outcomes, amount=expected_amount(table, [look])
         )
     if kind == "psms":
-        text = _post_text(rng, n, [_link(rng, rng.choice(list(PSMS_LOOKS)))])
+        text = _post_text(rng, n, [_link(rng, table, rng.choice(list(PSMS_LOOKS)))])
         return Request(key, kind, at, text, outcomes=("ignored",))
     if kind == "bad_link":
         url = rng.choice([f"https://{HOST}/looks/{MISSING_LOOK}", f"https://{HOST}/looks/not-a-number"])
         return Request(key, kind, at, _post_text(rng, n, [f"<{url}|$5.00>"]), outcomes=("escalated",))
     if kind == "invalid_amount":
         look = rng.choice([NEGATIVE_LOOK, ABOVE_SPEND_LOOK])
-        return Request(key, kind, at, _post_text(rng, n, [_link(rng, look)]), outcomes=("escalated",))
+        return Request(key, kind, at, _post_text(rng, n, [_link(rng, table, look)]), outcomes=("escalated",))
     raise ValueError(f"unknown request kind {kind!r}")
 
 

@@ -88,7 +88,9 @@ def test_wrong_password_escalates_and_leaks_nowhere(
     caplog.set_level(logging.DEBUG)
     acme = _poster(presto_stack)(f"Fraud spend: <{HOST}/looks/101|$20,902.40>")
 
-    assert _run(dag) == "success"
+    # The request is escalated; its notebook task failed, so the run ends failed (report_failures)
+    # and Airflow's failure alert fires too.
+    assert _run(dag) == "failed"
 
     sandbox = presto_stack.sandbox
     assert thread_posts(presto_stack, acme) == []

@@ -40,7 +40,7 @@ def soak_stack(tmp_path: Path) -> Iterator[tuple[LocalStack, generator.Plan, Pat
             f"r{i}",
             "verify",
             0.0,
-            f"Credit request {i}: <https://{generator.HOST}/looks/{look}|$1>",
+            f"Credit request {i}: <https://{generator.HOST}/looks/{look}|Look>",
             outcomes=("answered",),
             amount=generator.expected_amount(table, [look]),
         )
