@@ -48,6 +48,7 @@ class Report:
     replies: int = 0
     link_requests: int = 0
     dms: int = 0
+    taken_back: int = 0  # top-level answers the bot deleted at once (request deleted mid-run)
     ledger_bytes: int = 0
     ledger_entries: int = 0
 
@@ -106,8 +107,13 @@ def check(history: dict[str, Any]) -> Report:
     dms = [p for p in history["posts"] if p.get("channel") != channel]
     report.dms = len(dms)
     in_thread: dict[str, list[dict[str, Any]]] = {}
+    taken_back = set(history.get("deleted_posts", []))
     for post in channel_posts:
         parent = post.get("thread_ts")
+        if not parent and post.get("ts") in taken_back:
+            # Slack posts a reply to a deleted parent top-level; the bot deletes it at once.
+            report.taken_back += 1
+            continue
         if not parent:
             report.violations.append(
                 Violation(
@@ -250,6 +256,7 @@ def summary(report: Report, history: dict[str, Any]) -> dict[str, Any]:
         "replies": report.replies,
         "link_requests": report.link_requests,
         "dms": report.dms,
+        "taken_back": report.taken_back,
         "ledger_bytes": report.ledger_bytes,
         "ledger_entries": report.ledger_entries,
         "latency_seconds": {"p50": p50, "p95": p95, "n": len(report.latencies)},
@@ -283,6 +290,7 @@ def table(result: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
             f"{result['replies']} / {result['link_requests']} / {result['dms']}",
         )
     )
+    rows.append(("answers taken back (request deleted mid-run)", str(result.get("taken_back", 0))))
     rows.append(("ledger", f"{result['ledger_entries']} entries, {result['ledger_bytes']:,} bytes"))
     rows.append(("post -> outcome p50 / p95", f"{fmt(lat['p50'])} / {fmt(lat['p95'])} (n={lat['n']})"))
     rows.append(("violations", str(len(result["violations"]))))

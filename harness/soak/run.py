@@ -170,6 +170,13 @@ def collect(
         "operators": operators,
         "requests": requests,
         "posts": [*sandbox.posts(channel), *dm_posts],
+        # Messages the bot deleted (chat.delete answered ok): an answer Slack posted top-level
+        # because its request was deleted mid-run, taken back at once.
+        "deleted_posts": [
+            c["params"].get("ts")
+            for c in sandbox.calls(api="slack", method="chat.delete")
+            if c["status"] == 200 and c["params"].get("channel") == channel
+        ],
         "ledger": ledger_text,
         "markers": markers,
         "faults": faults,

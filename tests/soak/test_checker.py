@@ -202,3 +202,10 @@ def test_the_history_is_not_modified() -> None:
     before = copy.deepcopy(history)
     checker.check(history)
     assert history == before
+
+
+def test_a_top_level_answer_the_bot_took_back_is_counted_not_a_violation() -> None:
+    stray = {**_reply(), "thread_ts": None, "ts": "1764000009.000100"}
+    history = _history(posts=[_reply(), stray], deleted_posts=[stray["ts"]])
+    assert "nothing top-level" not in _rules(history)
+    assert checker.check(history).taken_back == 1
