@@ -17,6 +17,7 @@ from credit_bot.ui.urls import configured_base_url
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +164,7 @@ class SlackSide:
                     since_ts=request["ts"],
                 )
             except SlackApiError as exc:
-                error = str(exc.response.get("error"))
-                if error not in slack.UNREACHABLE:
-                    raise
+                error = _unreachable(exc)
                 log.error("cannot DM operator %s: Slack answered %r", operator, error)
                 failed.append(f"{operator} ({error})")
         if self.settings.operators and not failed:
@@ -190,9 +189,7 @@ class SlackSide:
                 since_ts=request["ts"],
             )
         except SlackApiError as exc:
-            error = str(exc.response.get("error"))
-            if error not in slack.UNREACHABLE:
-                raise
+            error = _unreachable(exc)
             self.undelivered = f"{why}, and alert channel {channel} refused the post ({error})"
             log.error("%s: this message reached nobody:\n%s", self.undelivered, text)
             return
@@ -215,3 +212,14 @@ class SlackSide:
 
         if name and (not self.settings.dry_run or self.settings.reactions_in_dry_run):
             slack.react(self.reader, request["channel"], request["ts"], name)
+
+
+def _unreachable(exc: SlackApiError) -> str:
+    """Slack's error code when it says the recipient cannot be reached (deactivated, a bot, no such
+    user or channel); any other error is raised again, for Airflow's retry."""
+    from credit_bot import slack
+
+    error = str(exc.response.get("error"))
+    if error not in slack.UNREACHABLE:
+        raise exc
+    return error
