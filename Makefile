@@ -39,22 +39,22 @@ $(STAMP): requirements.lock
 	@case "$(PYTHON_VERSION)" in 3.11|3.12|3.13) ;; \
 		*) echo "Needs Python 3.11, 3.12 or 3.13 (what Airflow 3.3 supports); found '$(PYTHON)' $(PYTHON_VERSION)." \
 			"Install one, or name it: make PYTHON=/path/to/python3.12 ..."; exit 1;; esac
-	@echo "Using $(PYTHON) (Python $(PYTHON_VERSION)) for $(VENV)"
+	@echo "Using $(PYTHON) (Python $(PYTHON_VERSION)) for $(VENV); installing requirements.lock …"
 	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYTHON_VERSION)" ]; \
 		then rm -rf $(VENV); fi
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
-	rm -f $(VENV)/.installed*
-	touch $@
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
+	@rm -f $(VENV)/.installed*
+	@touch $@
 
 $(AIRFLOW_HOME)/.migrated: $(STAMP)
-	mkdir -p $(AIRFLOW_HOME)
-	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/migrate.log; exit 1)
-	touch $@
+	@mkdir -p $(AIRFLOW_HOME)
+	@$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/migrate.log; exit 1)
+	@touch $@
 
 demo: install
-	$(BIN)/python -m harness.demo
+	@$(BIN)/python -m harness.demo
 
 # The Airflow UI on the demo's Airflow home (.airflow, after `make demo`): its runs, task logs, the
 # CreditBot requests page and executed notebooks. Simple auth manager, user admin; its password is
