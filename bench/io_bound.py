@@ -10,6 +10,11 @@ runs the same notebooks with papermill one after another, as the team's cron scr
 * **sequential floor**: their sum, what the cron script takes;
 * **parallel floor**: the slowest one alone, what no amount of parallelism can beat;
 * **ratio** = CreditBot's run (queued → finished, Airflow's timestamps) ÷ the parallel floor.
+
+It also counts the machine's busy CPU (every core, every process: Airflow's components, the task
+processes, the kernels, the sandboxes) during the run and during the floor. The run cannot end
+sooner than that work spread over all cores (**CPU floor**): when it is above the parallel floor,
+the burst is bound by CPU, not by waiting, and more slots or pools do not help — more cores do.
 """
 
 from __future__ import annotations
@@ -43,6 +48,23 @@ def _environ(name: str, value: str) -> Iterator[None]:
             os.environ[name] = saved
 
 
+@contextmanager
+def busy_cpu() -> Iterator[dict[str, float]]:
+    """Core-seconds the whole machine was busy (not idle or waiting on I/O) inside the block."""
+    import psutil
+
+    def busy() -> float:
+        t = psutil.cpu_times()
+        return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+    figures: dict[str, float] = {}
+    before = busy()
+    try:
+        yield figures
+    finally:
+        figures["busy_core_s"] = busy() - before
+
+
 def io_bound_case(
     stack: Any,
     workdir: Path,
@@ -68,14 +90,28 @@ def io_bound_case(
                 (stack.sandbox.add_message(IO_BOUND_CHANNEL, request_text(i)), expected_reply(i))
                 for i in range(requests)
             ]
-            with MemorySampler(roots) as memory:
+            with MemorySampler(roots) as memory, busy_cpu() as run_cpu:
                 run = one_run(stack, runner, IO_BOUND_CHANNEL, posted)
             finished = runner.api.dag_run("credit_bot", run["run_id"])
         progress(f"the same {requests} notebooks with papermill, one after another, same warehouse")
-        with _environ(WAREHOUSE_ENV, connection):
+        with _environ(WAREHOUSE_ENV, connection), busy_cpu() as floor_cpu:
             floor = notebook_floor(stack, requests, workdir / "io-bound-floor", floor_sample)
         queries = len(server.queries())
-    return io_bound_figures(run, finished, floor, query_seconds, parallelism, queries), memory.summary()
+    figures = io_bound_figures(run, finished, floor, query_seconds, parallelism, queries)
+    figures["cpu"] = cpu_figures(run_cpu["busy_core_s"], floor_cpu["busy_core_s"], len(floor["notebook_s"]))
+    return figures, memory.summary()
+
+
+def cpu_figures(run_busy_s: float, floor_busy_s: float, floor_notebooks: int) -> dict[str, Any]:
+    """What the burst's CPU work says: the CPU floor, and how much of the work is the notebooks'."""
+    cores = os.cpu_count() or 1
+    per_notebook = floor_busy_s / floor_notebooks if floor_notebooks else None
+    return {
+        "cores": cores,
+        "run_busy_core_s": round(run_busy_s, 1),
+        "cpu_floor_s": round(run_busy_s / cores, 1),
+        "floor_busy_core_s_per_notebook": round(per_notebook, 2) if per_notebook is not None else None,
+    }
 
 
 def io_bound_figures(

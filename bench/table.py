@@ -204,6 +204,14 @@ def rows(results: dict[str, Any]) -> list[Row]:
             "whole",
         ),
         Row(
+            "  CPU floor: the run's busy CPU ÷ cores (s)",
+            "measured",
+            lambda r: dig(r, "io_bound", "cpu", "cpu_floor_s"),
+            "{:.1f}",
+            "whole",
+        ),
+        Row("  busy CPU: the run, one notebook alone (core-s)", "measured", _burst_cpu, "{}", "whole", ""),
+        Row(
             "  notebooks running at once, most",
             "measured",
             lambda r: dig(r, "io_bound", "most_notebooks_at_once"),
@@ -231,6 +239,14 @@ def _burst(results: dict[str, Any]) -> str | None:
         f"{burst['replies_correct']}/{burst['requests']} answered, reads of {burst['query_seconds']:g} s, "
         f"{burst['parallelism']} slots"
     )
+
+
+def _burst_cpu(results: dict[str, Any]) -> str | None:
+    cpu = dig(results, "io_bound", "cpu")
+    if not cpu:
+        return None
+    alone = cpu.get("floor_busy_core_s_per_notebook")
+    return f"{cpu['run_busy_core_s']:.0f} on {cpu['cores']} cores, {alone:.1f}" if alone is not None else None
 
 
 def _memory(results: dict[str, Any]) -> str | None:

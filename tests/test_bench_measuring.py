@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench.io_bound import io_bound_figures, most_at_once
+from bench.io_bound import busy_cpu, cpu_figures, io_bound_figures, most_at_once
 from bench.measuring import slack_reads, stages, stages_median_s
 from bench.memory import MB, MemorySampler, Sample, process_kind, summarize
 
@@ -125,3 +125,20 @@ def test_io_bound_figures_ratio_is_airflow_run_time_over_the_slowest_notebook() 
     assert got["sequential_floor_s"] == 61.0
     assert got["ratio_to_parallel_floor"] == pytest.approx(26.0 / 20.5)
     assert got["most_notebooks_at_once"] == 3
+
+
+def test_the_cpu_floor_is_the_runs_busy_cpu_spread_over_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    got = cpu_figures(run_busy_s=90.0, floor_busy_s=30.0, floor_notebooks=10)
+    assert got == {
+        "cores": 2,
+        "run_busy_core_s": 90.0,
+        "cpu_floor_s": 45.0,
+        "floor_busy_core_s_per_notebook": 3.0,
+    }
+
+
+def test_busy_cpu_counts_work_done_inside_the_block() -> None:
+    with busy_cpu() as cpu:
+        sum(i * i for i in range(2_000_000))  # about 0.1 s of one core
+    assert cpu["busy_core_s"] > 0.02

@@ -183,6 +183,9 @@ def check(history: dict[str, Any]) -> Report:
                 bad("no reply without an amount to give", f"replied {post['text']!r}")
             elif amount != Decimal(request["amount"]):
                 bad("amount", f"replied {post['text']!r}, expected ${request['amount']}")
+        if entry and request.get("requester") and entry.get("requester") != request["requester"]:
+            named = entry.get("requester")
+            bad("the requester named", f"ledger names {named!r}, expected {request['requester']!r}")
         if outcome == "answered":
             if not approvals:
                 bad("answered means replied", "the ledger says answered, the thread has no reply")

@@ -2,7 +2,9 @@
 
 :func:`plan` turns a seed and a duration into a timeline of requests — single posts and bursts of
 20, posts without a link that are later edited or answered in the thread with one, deletions,
-PSMS, bad links, look-alike hosts, invalid amounts — and the Looker data they link to. The
+PSMS, bad links, look-alike hosts, invalid amounts, Workflow Builder form posts (a bot's
+``bot_message`` whose content is only in rich-text blocks, the requester a user field) and another
+app's posts that must be left alone — and the Looker data they link to. The
 expected outcome and amount of every request come from this module's own table of Looks (amounts
 summed over a request's links and rounded to cents half up once, as the product brief says),
 never from the bot.
@@ -14,6 +16,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+from harness.testing import slack_shapes
 
 HOST = "credit-sandbox.cloud.looker.com"
 BURST_SIZE = 20
@@ -37,7 +41,12 @@ KINDS = {
     "psms": 6,
     "bad_link": 4,
     "invalid_amount": 4,
+    "workflow_form": 6,
+    "other_bot": 3,
 }
+FORM_REQUESTER = "U0FORMUSER"  # the person a workflow form names; the form's poster is a bot
+WORKFLOW_BOT = slack_shapes.WORKFLOW_BOT  # in the soak's request_bots
+OTHER_BOT = slack_shapes.OTHER_BOT  # not: its posts are never requests
 LOOKALIKE_HOSTS = (
     f"{HOST}.evil.example",
     "credit-sandbox.cloud.lookr.com",
@@ -78,6 +87,8 @@ class Request:
     amount: str | None = None  # the only amount a reply may carry
     link_request: str = "never"  # "never", "once" (must be asked) or "maybe" (at most once)
     burst: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)  # more of the message: a bot's id, blocks
+    requester: str | None = None  # who the ledger must name, when not the poster
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,6 +199,23 @@ def _request(rng: random.Random, table: dict[int, Look], kind: str, key: str, at
     if kind == "invalid_amount":
         look = rng.choice([NEGATIVE_LOOK, ABOVE_SPEND_LOOK])
         return Request(key, kind, at, _post_text(rng, n, [_link(rng, table, look)]), outcomes=("escalated",))
+    if kind == "workflow_form":
+        # A Workflow Builder form: empty text, the link (labelled with the spend) in the blocks.
+        look = rng.choice(verify)
+        url = f"https://{HOST}/looks/{look}"
+        spend = slack_shapes.link(url, f"${Decimal(table[look].spend):,.2f}")
+        fields = slack_shapes.workflow_post(*slack_shapes.workflow_form(FORM_REQUESTER, spend))
+        return Request(
+            key, kind, at, "", amount=expected_amount(table, [look]), fields=fields, requester=FORM_REQUESTER
+        )
+    if kind == "other_bot":
+        # Another app posts a digest with a Verify link: not a request, never answered or escalated.
+        fields = slack_shapes.workflow_post(
+            slack_shapes.link(f"https://{HOST}/looks/{rng.choice(verify)}", "$9,000.00"),
+            bot_id=OTHER_BOT,
+            app_id="A0DIGEST",
+        )
+        return Request(key, kind, at, "", outcomes=("unseen",), fields=fields)
     raise ValueError(f"unknown request kind {kind!r}")
 
 
@@ -215,7 +243,7 @@ def plan(seed: int, seconds: float, requests: int, bursts: int | None = None) ->
             _request(rng, table, rng.choices(kinds, weights)[0], f"r{len(made)}", rng.uniform(0, seconds))
         )
     for request in made:
-        if "escalated" not in request.outcomes:
+        if request.kind != "other_bot" and "escalated" not in request.outcomes:
             request.outcomes = (*request.outcomes, "escalated")
     made.sort(key=lambda r: r.at)
     return Plan(seed=seed, seconds=seconds, looks=table, requests=made)

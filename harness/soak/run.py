@@ -64,6 +64,7 @@ def soak_settings(nb: Path) -> dict[str, Any]:
         "products": [{"name": "verify", "pattern": "authy", "notebook": str(nb)}],
         "max_attempts": MAX_ATTEMPTS,
         "notebook_timeout_seconds": 60,
+        "request_bots": [generator.WORKFLOW_BOT],
     }
 
 
@@ -111,7 +112,7 @@ class Traffic(threading.Thread):
     def _act(self, action: str, key: str, text: str, request: Any, now: float, queue: list, n: int) -> int:
         ts = self.played.ts.get(key)
         if action == "post":
-            ts = self.sandbox.add_message(self.channel, text, user=REQUESTER)
+            ts = self.sandbox.add_message(self.channel, text, **{"user": REQUESTER, **request.fields})
             self.played.ts[key] = ts
             for i, (what, delay, later_text) in enumerate(request.later):
                 if what == "thread" and delay is None:

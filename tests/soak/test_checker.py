@@ -209,3 +209,11 @@ def test_a_top_level_answer_the_bot_took_back_is_counted_not_a_violation() -> No
     history = _history(posts=[_reply(), stray], deleted_posts=[stray["ts"]])
     assert "nothing top-level" not in _rules(history)
     assert checker.check(history).taken_back == 1
+
+
+def test_a_workflow_form_request_must_name_the_person_the_form_names() -> None:
+    form = {**_history()["requests"][0], "kind": "workflow_form", "requester": "U0FORMUSER"}
+    named = _ledger(outcome="answered", amount="1234.57", reply_ts=REPLY_TS, requester="U0FORMUSER")
+    assert _rules(_history(requests=[form], ledger=named)) == []
+    as_bot = _ledger(outcome="answered", amount="1234.57", reply_ts=REPLY_TS, requester="B0WORKFLOW")
+    assert _rules(_history(requests=[form], ledger=as_bot)) == ["the requester named"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 
 import pytest
@@ -53,6 +54,8 @@ def test_a_short_soak_still_gets_the_deployment_faults() -> None:
 
 def test_every_request_may_end_escalated_but_only_the_kinds_outcomes_otherwise() -> None:
     for request in generator.plan(9, 600, 120).requests:
+        if request.kind == "other_bot":
+            continue  # never a request: it must stay unseen
         assert "escalated" in request.outcomes
         if request.kind in ("no_link", "lookalike"):
             assert request.link_request == "once"
@@ -60,3 +63,23 @@ def test_every_request_may_end_escalated_but_only_the_kinds_outcomes_otherwise()
         if request.kind in ("verify", "verify_multi"):
             assert request.link_request == "never"
             assert request.amount is not None
+
+
+def test_workflow_forms_carry_the_link_only_in_blocks_and_other_apps_posts_are_never_requests() -> None:
+    plan = generator.plan(9, 1200, 240)
+    forms = [r for r in plan.requests if r.kind == "workflow_form"]
+    others = [r for r in plan.requests if r.kind == "other_bot"]
+    assert forms
+    assert others
+    for form in forms:
+        assert form.text == ""
+        assert form.fields["subtype"] == "bot_message"
+        assert form.fields["bot_id"] == generator.WORKFLOW_BOT
+        assert form.fields["user"] is None
+        assert f"https://{generator.HOST}/looks/" in json.dumps(form.fields["blocks"])
+        assert form.requester == generator.FORM_REQUESTER
+        assert form.amount is not None
+    for other in others:
+        assert other.fields["bot_id"] == generator.OTHER_BOT
+        assert other.outcomes == ("unseen",)
+        assert other.amount is None
