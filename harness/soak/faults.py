@@ -119,15 +119,18 @@ class Injected:
 def schedule(rng: random.Random, seconds: float, count: int) -> list[tuple[float, str]]:
     """``count`` faults at random moments of the traffic, drawn by weight.
 
-    The deployment faults (restarts, kills, refused ledger writes) are spaced ``HEAVY_SPACING``
-    apart and take every kind in turn, so even a short soak has each of them once or more.
+    The deployment faults (restarts, kills, refused ledger writes) take every kind in turn, so
+    even a short soak has each of them once or more, one in each of equal slots spread over the
+    whole day (at least ``HEAVY_SPACING`` long): packed 20 s apart from the start, a 20-minute soak
+    killed or restarted the scheduler or triggerer every 20 s for its first 12.5 minutes and none
+    after.
     """
     heavy_slots = min(int(seconds // HEAVY_SPACING), count // 4 + 1)
+    slot = seconds / heavy_slots if heavy_slots else seconds
     kinds = sorted(HEAVY)
     rng.shuffle(kinds)
     chosen = [
-        (rng.uniform(i * HEAVY_SPACING + 2, (i + 1) * HEAVY_SPACING - 2), kinds[i % len(kinds)])
-        for i in range(heavy_slots)
+        (rng.uniform(i * slot + 2, (i + 1) * slot - 2), kinds[i % len(kinds)]) for i in range(heavy_slots)
     ]
     light = {name: weight for name, weight in WEIGHTS.items() if name not in HEAVY}
     names, weights = zip(*light.items(), strict=True)

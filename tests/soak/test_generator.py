@@ -83,3 +83,11 @@ def test_workflow_forms_carry_the_link_only_in_blocks_and_other_apps_posts_are_n
         assert other.fields["bot_id"] == generator.OTHER_BOT
         assert other.outcomes == ("unseen",)
         assert other.amount is None
+
+
+def test_deployment_faults_are_spread_over_the_whole_day() -> None:
+    chosen = faults.schedule(random.Random(20), 1200, 150)
+    heavy = [at for at, name in chosen if name in faults.HEAVY]
+    assert len(heavy) == 150 // 4 + 1
+    assert max(heavy) > 1100  # not all in the first part of the day
+    assert min(b - a for a, b in itertools.pairwise(heavy)) >= 4
