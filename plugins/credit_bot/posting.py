@@ -108,6 +108,34 @@ class SlackSide:
         log.info("replied in thread %s: %s", request["ts"], text)
         return reply_ts
 
+    def escalated_earlier(self, request: dict[str, Any]) -> str | None:
+        """The error an earlier run escalated this request with, when its ledger write was lost.
+
+        The escalation DMs went out, but the run ended before its outcome reached the ledger (a
+        refused write, a killed scheduler): the mark says so, and the request stays escalated
+        instead of being answered behind the operators' backs by a later run.
+        """
+        if self.settings.dry_run or request.get("forced"):
+            return None
+        from airflow.sdk import Variable
+
+        marker = ledger.post_marker(request["channel"], request["ts"], replies.ESCALATION_EVENT_TYPE)
+        mark = Variable.get(marker, default=None)
+        if not (mark and mark.startswith(ledger.POSTED)):
+            return None
+        self.markers.append(marker)
+        return mark.removeprefix(ledger.POSTED)
+
+    def mark_escalated(self, request: dict[str, Any], error: str) -> None:
+        """Remember that the operators were told this request is escalated, until the ledger says so."""
+        if self.settings.dry_run:
+            return
+        from airflow.sdk import Variable
+
+        marker = ledger.post_marker(request["channel"], request["ts"], replies.ESCALATION_EVENT_TYPE)
+        self.markers.append(marker)
+        Variable.set(marker, ledger.POSTED + error[:500])
+
     def tell_operators(
         self,
         request: dict[str, Any],

@@ -529,6 +529,9 @@ def post_results(
             "error": f"gave up after {request['attempt']} attempts: {decision['error']}",
         }
     slack = SlackSide(settings)
+    if (earlier := slack.escalated_earlier(request)) is not None:
+        log.warning("escalated by an earlier run whose ledger write was lost; stays escalated: %s", earlier)
+        decision = {"action": "escalated_earlier", "error": earlier}
     outcome = _carry_out(request, settings, decision, slack, log_url)
     # What the requests page shows besides the outcome: the post's first words and what ran.
     seen = {
@@ -602,12 +605,16 @@ def _carry_out(
             "last_error": None,
             "status": "asked for a link",
         }
+    if action == "escalated_earlier":  # the operators were told already: nothing more to say
+        error = decision["error"]
+        return {**outcome, "outcome": ledger.ESCALATED, "last_error": error, "status": "escalated"}
     log.error("escalating to the operator(s): %s", decision["error"])
     next_step = (
         "CreditBot leaves this request alone: fix the cause, then trigger credit_bot with this "
         "message's permalink as message_ts and force=true"
     )
     slack.tell_operators(request, decision, log_url, state=ledger.ESCALATED, next_step=next_step)
+    slack.mark_escalated(request, decision["error"])
     slack.react(request, settings.reaction_escalated)
     return {**outcome, "outcome": ledger.ESCALATED, "last_error": decision["error"], "status": "escalated"}
 
@@ -648,7 +655,11 @@ def record_ledger(
     for closed in window["expired"]:
         done |= {
             ledger.post_marker(settings.channel, closed["ts"], kind)
-            for kind in (replies.REPLY_EVENT_TYPE, replies.LINK_REQUEST_EVENT_TYPE)
+            for kind in (
+                replies.REPLY_EVENT_TYPE,
+                replies.LINK_REQUEST_EVENT_TYPE,
+                replies.ESCALATION_EVENT_TYPE,
+            )
         }
     for marker in done:
         Variable.delete(marker)
