@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _escalation_marker(request: dict[str, Any]) -> str:
+    return ledger.post_marker(request["channel"], request["ts"], replies.ESCALATION_EVENT_TYPE)
+
+
 class SlackSide:
     """What post_results says in Slack: replies, operator DMs and status reactions, each at most once.
 
@@ -119,7 +123,7 @@ class SlackSide:
             return None
         from airflow.sdk import Variable
 
-        marker = ledger.post_marker(request["channel"], request["ts"], replies.ESCALATION_EVENT_TYPE)
+        marker = _escalation_marker(request)
         mark = Variable.get(marker, default=None)
         if not (mark and mark.startswith(ledger.POSTED)):
             return None
@@ -127,12 +131,15 @@ class SlackSide:
         return mark.removeprefix(ledger.POSTED)
 
     def mark_escalated(self, request: dict[str, Any], error: str) -> None:
-        """Remember that the operators were told this request is escalated, until the ledger says so."""
+        """Remember that the operators were told this request is escalated, until the ledger says so.
+
+        Set after the DMs: a try that died before them is retried and still tells the operators.
+        """
         if self.settings.dry_run:
             return
         from airflow.sdk import Variable
 
-        marker = ledger.post_marker(request["channel"], request["ts"], replies.ESCALATION_EVENT_TYPE)
+        marker = _escalation_marker(request)
         self.markers.append(marker)
         Variable.set(marker, ledger.POSTED + error[:500])
 
