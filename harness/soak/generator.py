@@ -134,9 +134,13 @@ def _link(rng: random.Random, table: dict[int, Look], look_id: int) -> str:
     """A link as requesters write it: labelled with the Look's fraud spend (which CreditBot holds the
     credit to), or bare."""
     url = f"https://{HOST}/looks/{look_id}"
+    return rng.choice([f"<{url}|{_spend_label(table, look_id)}>", f"<{url}>"])
+
+
+def _spend_label(table: dict[int, Look], look_id: int) -> str:
+    """The fraud spend as a requester writes it beside the link (``$1,234.56``)."""
     look = table.get(look_id)
-    label = f"${Decimal(look.spend):,.2f}" if look else "Look"
-    return rng.choice([f"<{url}|{label}>", f"<{url}>"])
+    return f"${Decimal(look.spend):,.2f}" if look else "Look"
 
 
 def _post_text(rng: random.Random, n: int, links: list[str]) -> str:
@@ -203,7 +207,7 @@ def _request(rng: random.Random, table: dict[int, Look], kind: str, key: str, at
         # A Workflow Builder form: empty text, the link (labelled with the spend) in the blocks.
         look = rng.choice(verify)
         url = f"https://{HOST}/looks/{look}"
-        spend = slack_shapes.link(url, f"${Decimal(table[look].spend):,.2f}")
+        spend = slack_shapes.link(url, _spend_label(table, look))
         fields = slack_shapes.workflow_post(*slack_shapes.workflow_form(FORM_REQUESTER, spend))
         return Request(
             key, kind, at, "", amount=expected_amount(table, [look]), fields=fields, requester=FORM_REQUESTER
