@@ -35,6 +35,33 @@ def test_plugin_class() -> None:
     ]
 
 
+def test_loading_the_plugin_does_not_build_the_app() -> None:
+    """Every task process loads the plugins (for listeners and macros); only the API server reads
+    ``fastapi_apps``. Loading them as a task does must not import FastAPI or the API server's
+    security module (1.2 s a task before), and the app is built once, when first read."""
+    script = """
+import sys
+from airflow.sdk.listener import get_listener_manager
+from airflow.sdk.plugins_manager import _get_plugins, integrate_macros_plugins
+
+get_listener_manager()
+integrate_macros_plugins()
+[plugin] = [p for p in _get_plugins()[0] if p.name == "credit_bot"]
+heavy = sorted(m for m in ("fastapi", "airflow.api_fastapi.core_api.security") if m in sys.modules)
+apps = plugin.fastapi_apps
+print(heavy, type(apps[0]["app"]).__name__, apps is plugin.fastapi_apps)
+"""
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True, env=env
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[] FastAPI True"
+
+
 def test_airflow_plugins_lists_the_app_the_view_and_the_link() -> None:
     """What ``airflow plugins`` prints, from the plugins folder as a deployment loads it."""
     env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins")}
