@@ -36,6 +36,13 @@ SOAK_CONFIG = {
     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "12",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+    # LocalExecutor's tasks die with a killed scheduler, and only the scheduler that queued a task
+    # fails it for a missing heartbeat. The new scheduler resets them once the old one's job has not
+    # beaten for scheduler_health_check_threshold (30 s), at its orphan check: at start, then every
+    # orphaned_tasks_check_interval (300 s). With max_active_runs=1 that stalled the bot ~5 minutes
+    # per scheduler kill: a day's dozen kills left it an hour behind.
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "15",
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
 }
 
 
