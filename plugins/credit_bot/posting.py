@@ -112,6 +112,35 @@ class SlackSide:
         log.info("replied in thread %s: %s", request["ts"], text)
         return reply_ts
 
+    def answered_earlier(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The reply an earlier run posted when its outcome never reached the ledger, else None.
+
+        Its marker says ``posted:`` (or ``posting``: a try died mid-post); the thread says what
+        the reply was. A request answered in Slack stays answered, whatever this run's Looker or
+        notebook says: escalating it would tell the operators "could not answer" after the fact.
+        Returns the reply's ``reply_ts`` and ``amount`` (from its metadata; None if it has none).
+        """
+        if self.settings.dry_run or request.get("forced"):
+            return None
+        from airflow.sdk import Variable
+
+        from credit_bot import slack
+
+        marker = ledger.post_marker(request["channel"], request["ts"], replies.REPLY_EVENT_TYPE)
+        mark = Variable.get(marker, default=None)
+        if not mark:
+            return None
+        earlier = slack.find_own(
+            slack.replies(self.reader, request["channel"], request["ts"]),
+            bot_user_id=self.bot_user_id,
+            event_type=replies.REPLY_EVENT_TYPE,
+            request_ts=request["ts"],
+        )
+        if earlier is None:  # a try died before its post landed (or someone removed the reply)
+            return None
+        amount = ((earlier.get("metadata") or {}).get("event_payload") or {}).get("amount")
+        return {"reply_ts": earlier["ts"], "amount": amount}
+
     def escalated_earlier(self, request: dict[str, Any]) -> str | None:
         """The error an earlier run escalated this request with, when its ledger write was lost.
 

@@ -529,7 +529,12 @@ def post_results(
             "error": f"gave up after {request['attempt']} attempts: {decision['error']}",
         }
     slack = SlackSide(settings)
-    if (earlier := slack.escalated_earlier(request)) is not None:
+    # An earlier run may have replied or escalated and then lost its ledger write (a refused
+    # write, a killed scheduler): what Slack was told stands.
+    if decision["action"] != "answer" and (answered := slack.answered_earlier(request)) is not None:
+        log.warning("answered by an earlier run whose ledger write was lost (%s); stays answered", answered)
+        decision = {"action": "answered_earlier", **answered, "links": decision.get("links", [])}
+    elif (earlier := slack.escalated_earlier(request)) is not None:
         log.warning("escalated by an earlier run whose ledger write was lost; stays escalated: %s", earlier)
         decision = {"action": "escalated_earlier", "error": earlier}
     outcome = _carry_out(request, settings, decision, slack, log_url)
@@ -541,7 +546,18 @@ def post_results(
     }
     if slack.undelivered:  # the run ends failed once the ledger has this outcome (report_failures)
         outcome["undelivered"] = slack.undelivered
-    return {**outcome, **seen, "markers": slack.markers}
+    # Every marker of the request goes once the ledger has its outcome, also those an earlier run
+    # left (a link request before the link came, a reply whose ledger write was lost).
+    markers = set(slack.markers) | set(
+        () if settings.dry_run else _request_markers(request["channel"], request["ts"])
+    )
+    return {**outcome, **seen, "markers": sorted(markers)}
+
+
+def _request_markers(channel: str, ts: str) -> list[str]:
+    """The posting markers one request can have: its reply, its link request, its escalation."""
+    kinds = (replies.REPLY_EVENT_TYPE, replies.LINK_REQUEST_EVENT_TYPE, replies.ESCALATION_EVENT_TYPE)
+    return [ledger.post_marker(channel, ts, kind) for kind in kinds]
 
 
 def _carry_out(
@@ -605,6 +621,17 @@ def _carry_out(
             "last_error": None,
             "status": "asked for a link",
         }
+    if action == "answered_earlier":  # the requester has the answer: nothing more to say
+        slack.react(request, settings.reaction_answered)
+        amount = decision["amount"]
+        return {
+            **outcome,
+            "outcome": ledger.ANSWERED,
+            "amount": amount,
+            "reply_ts": decision["reply_ts"],
+            "last_error": None,
+            "status": f"answered {format_usd(Decimal(amount))}" if amount else "answered",
+        }
     if action == "escalated_earlier":  # the operators were told already: nothing more to say
         error = decision["error"]
         return {**outcome, "outcome": ledger.ESCALATED, "last_error": error, "status": "escalated"}
@@ -653,14 +680,7 @@ def record_ledger(
     # in an earlier run whose post_results failed.
     done = {m for o in by_ts.values() for m in o.get("markers", [])}
     for closed in window["expired"]:
-        done |= {
-            ledger.post_marker(settings.channel, closed["ts"], kind)
-            for kind in (
-                replies.REPLY_EVENT_TYPE,
-                replies.LINK_REQUEST_EVENT_TYPE,
-                replies.ESCALATION_EVENT_TYPE,
-            )
-        }
+        done |= set(_request_markers(settings.channel, closed["ts"]))
     for marker in done:
         Variable.delete(marker)
     removed = remove_old_notebooks(settings)
