@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _escalation_marker(request: dict[str, Any]) -> str:
-    return ledger.post_marker(request["channel"], request["ts"], replies.ESCALATION_EVENT_TYPE)
+def _marker(request: dict[str, Any], event_type: str) -> str:
+    """The posting marker of one kind of message about ``request`` (record_ledger drops them all)."""
+    return ledger.post_marker(request["channel"], request["ts"], event_type)
 
 
 class SlackSide:
@@ -38,7 +39,6 @@ class SlackSide:
         self.settings = settings
         self._bot_user_id: str | None = None
         self._clients: tuple[WebClient, WebClient] | None = None
-        self.markers: list[str] = []  # posting markers this request used; record_ledger drops them
         # Set when an operator DM could not be sent (even if the alert channel got it instead):
         # a setup problem someone must fix, so the run ends failed once the ledger is written.
         self.undelivered: str | None = None
@@ -81,20 +81,14 @@ class SlackSide:
             return None
         from airflow.sdk import Variable
 
-        marker = ledger.post_marker(request["channel"], request["ts"], event_type)
-        self.markers.append(marker)
+        marker = _marker(request, event_type)
         mark = Variable.get(marker, default=None)
         if mark and mark.startswith(ledger.POSTED):
             log.info("already replied in this thread (%s); not posting again", mark)
             return mark.removeprefix(ledger.POSTED)
         if mark == ledger.POSTING or request.get("forced") or request.get("reason") == "retry":
             # An earlier try may have posted and died before it could say so: look in the thread.
-            earlier = slack.find_own(
-                slack.replies(self.reader, request["channel"], request["ts"]),
-                bot_user_id=self.bot_user_id,
-                event_type=event_type,
-                request_ts=request["ts"],
-            )
+            earlier = self._own_in_thread(request, event_type)
             if earlier:
                 log.info("already replied in this thread at %s; not posting again", earlier["ts"])
                 Variable.set(marker, ledger.POSTED + earlier["ts"])
@@ -124,22 +118,24 @@ class SlackSide:
             return None
         from airflow.sdk import Variable
 
-        from credit_bot import slack
-
-        marker = ledger.post_marker(request["channel"], request["ts"], replies.REPLY_EVENT_TYPE)
-        mark = Variable.get(marker, default=None)
-        if not mark:
+        if not Variable.get(_marker(request, replies.REPLY_EVENT_TYPE), default=None):
             return None
-        earlier = slack.find_own(
-            slack.replies(self.reader, request["channel"], request["ts"]),
-            bot_user_id=self.bot_user_id,
-            event_type=replies.REPLY_EVENT_TYPE,
-            request_ts=request["ts"],
-        )
+        earlier = self._own_in_thread(request, replies.REPLY_EVENT_TYPE)
         if earlier is None:  # a try died before its post landed (or someone removed the reply)
             return None
         amount = ((earlier.get("metadata") or {}).get("event_payload") or {}).get("amount")
         return {"reply_ts": earlier["ts"], "amount": amount}
+
+    def _own_in_thread(self, request: dict[str, Any], event_type: str) -> dict[str, Any] | None:
+        """The bot's earlier message of ``event_type`` in the request's thread (one replies read)."""
+        from credit_bot import slack
+
+        return slack.find_own(
+            slack.replies(self.reader, request["channel"], request["ts"]),
+            bot_user_id=self.bot_user_id,
+            event_type=event_type,
+            request_ts=request["ts"],
+        )
 
     def escalated_earlier(self, request: dict[str, Any]) -> str | None:
         """The error an earlier run escalated this request with, when its ledger write was lost.
@@ -152,11 +148,9 @@ class SlackSide:
             return None
         from airflow.sdk import Variable
 
-        marker = _escalation_marker(request)
-        mark = Variable.get(marker, default=None)
+        mark = Variable.get(_marker(request, replies.ESCALATION_EVENT_TYPE), default=None)
         if not (mark and mark.startswith(ledger.POSTED)):
             return None
-        self.markers.append(marker)
         return mark.removeprefix(ledger.POSTED)
 
     def mark_escalated(self, request: dict[str, Any], error: str) -> None:
@@ -168,9 +162,7 @@ class SlackSide:
             return
         from airflow.sdk import Variable
 
-        marker = _escalation_marker(request)
-        self.markers.append(marker)
-        Variable.set(marker, ledger.POSTED + error[:500])
+        Variable.set(_marker(request, replies.ESCALATION_EVENT_TYPE), ledger.POSTED + error[:500])
 
     def tell_operators(
         self,

@@ -547,11 +547,10 @@ def post_results(
     if slack.undelivered:  # the run ends failed once the ledger has this outcome (report_failures)
         outcome["undelivered"] = slack.undelivered
     # Every marker of the request goes once the ledger has its outcome, also those an earlier run
-    # left (a link request before the link came, a reply whose ledger write was lost).
-    markers = set(slack.markers) | set(
-        () if settings.dry_run else _request_markers(request["channel"], request["ts"])
-    )
-    return {**outcome, **seen, "markers": sorted(markers)}
+    # left (a link request before the link came, a reply whose ledger write was lost). A dry run
+    # sets none.
+    markers = [] if settings.dry_run else _request_markers(request["channel"], request["ts"])
+    return {**outcome, **seen, "markers": markers}
 
 
 def _request_markers(channel: str, ts: str) -> list[str]:
