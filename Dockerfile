@@ -20,5 +20,8 @@ RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 include/notebooks/ /opt/airflow/include/notebooks/
+# Bytecode for the DAG and credit_bot: every task process imports them afresh, and would compile them
+# from source each time where it cannot write __pycache__ (harness.deployment.compile_runtime).
+RUN python -m compileall -q /opt/airflow/dags /opt/airflow/plugins
 # plugins/ holds the credit_bot package the DAG imports; the notebook kernels need it too.
 ENV PYTHONPATH=/opt/airflow/plugins

@@ -37,12 +37,26 @@ def busy_seconds(tis: list[dict[str, Any]]) -> float:
 
 
 def summarize_task_instances(tis: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and times of a run's task instances; per task, its first start and last end in seconds
+    after the run's first task started (the run's stages, when tasks overlap)."""
     by_task: dict[str, dict[str, Any]] = {}
+    starts = [ti["start"] for ti in tis if ti.get("start")]
+    origin = min(starts) if starts else 0.0
     for ti in tis:
-        entry = by_task.setdefault(ti["task_id"], {"count": 0, "states": Counter(), "total_s": 0.0})
+        entry = by_task.setdefault(
+            ti["task_id"],
+            {"count": 0, "states": Counter(), "total_s": 0.0, "first_start_s": None, "last_end_s": None},
+        )
         entry["count"] += 1
         entry["states"][ti["state"] or "none"] += 1
         entry["total_s"] += ti["duration_s"] or 0.0
+        if ti.get("start"):
+            start = round(ti["start"] - origin, 2)
+            first = entry["first_start_s"]
+            entry["first_start_s"] = start if first is None else min(first, start)
+        if ti.get("end"):
+            end = round(ti["end"] - origin, 2)
+            entry["last_end_s"] = end if entry["last_end_s"] is None else max(entry["last_end_s"], end)
     started = [ti for ti in tis if ti["state"] not in (None, "skipped", "removed", "upstream_failed")]
     return {
         "total": len(tis),

@@ -1,4 +1,5 @@
-"""Peak memory of a deployment while it works: every component's process tree, kernels included."""
+"""Peak memory of a deployment while it works, and where its CPU went: every component's process
+tree, kernels included."""
 
 from __future__ import annotations
 
@@ -58,18 +59,71 @@ def summarize(samples: Iterable[Sample]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class CpuReading:
+    kind: str
+    title: str  # the command line, or the title Airflow gave the process
+    seconds: float  # user + system
+
+
+def cpu_used(
+    first: dict[int, CpuReading], last: dict[int, CpuReading]
+) -> dict[int, tuple[CpuReading, float]]:
+    """Per process: its last reading and the core-seconds it used between its first and last sample.
+
+    ``first`` holds the processes of the first sample (their CPU before the block is not counted);
+    a process seen only later started inside the block and counts from zero.
+    """
+    return {
+        pid: (reading, reading.seconds - (first[pid].seconds if pid in first else 0.0))
+        for pid, reading in last.items()
+    }
+
+
+def cpu_by_kind(first: dict[int, CpuReading], last: dict[int, CpuReading]) -> dict[str, float]:
+    """Core-seconds each kind of process used between its first and last sample, most first."""
+    used: dict[str, float] = {}
+    for reading, seconds in cpu_used(first, last).values():
+        used[reading.kind] = used.get(reading.kind, 0.0) + seconds
+    return {kind: round(s, 1) for kind, s in sorted(used.items(), key=lambda kv: -kv[1])}
+
+
+def cpu_per_task(
+    first: dict[int, CpuReading], last: dict[int, CpuReading], task_of: dict[str, str]
+) -> dict[str, dict[str, float]]:
+    """Per task id: how many task processes ran it and their mean CPU (kernels not included).
+
+    A task process's title ends with its task instance's id (``airflow worker -- LocalExecutor:
+    <id>``); ``task_of`` maps those ids to task ids (the REST API's task instances).
+    """
+    totals: dict[str, list[float]] = {}
+    for reading, seconds in cpu_used(first, last).values():
+        words = reading.title.split()
+        task = task_of.get(words[-1]) if reading.kind == "task" and words else None
+        if task:
+            totals.setdefault(task, []).append(seconds)
+    return {
+        task: {"processes": len(used), "mean_core_s": round(sum(used) / len(used), 3)}
+        for task, used in sorted(totals.items())
+    }
+
+
 @dataclass
 class MemorySampler:
-    """Samples the summed RSS of ``root_pids`` and all their descendants every ``interval_s``.
+    """Samples the summed RSS of ``root_pids`` and all their descendants every ``interval_s``, and
+    the CPU time of each of those processes.
 
     RSS counts pages shared between processes (the forkserver's preloaded modules, in every task)
     once per process, so the sum overstates what the machine needs; it is the figure a container
-    limit is checked against, and it counts the kernels, which share little.
+    limit is checked against, and it counts the kernels, which share little. CPU is each process's
+    user + system time at its last sample: a process that ends loses up to ``interval_s`` of it.
     """
 
     root_pids: list[int]
-    interval_s: float = 0.5
+    interval_s: float = 0.25
     samples: list[Sample] = field(default_factory=list)
+    first_cpu: dict[int, CpuReading] = field(default_factory=dict)
+    last_cpu: dict[int, CpuReading] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -85,12 +139,18 @@ class MemorySampler:
             except psutil.NoSuchProcess:
                 continue
         total, by_kind, processes = 0, {}, {}
+        first = not self.last_cpu
         for proc in seen.values():
             try:
                 rss = proc.memory_info().rss
-                kind = process_kind(proc.cmdline())
+                title = " ".join(proc.cmdline())
+                cpu = proc.cpu_times()
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue  # ended between the listing and the read
+            kind = process_kind([title])
+            self.last_cpu[proc.pid] = CpuReading(kind, title, cpu.user + cpu.system)
+            if first:
+                self.first_cpu[proc.pid] = self.last_cpu[proc.pid]
             total += rss
             by_kind[kind] = by_kind.get(kind, 0) + rss
             processes[kind] = processes.get(kind, 0) + 1
@@ -113,3 +173,9 @@ class MemorySampler:
 
     def summary(self) -> dict[str, Any]:
         return summarize(self.samples)
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        return cpu_by_kind(self.first_cpu, self.last_cpu)
+
+    def cpu_per_task(self, task_of: dict[str, str]) -> dict[str, dict[str, float]]:
+        return cpu_per_task(self.first_cpu, self.last_cpu, task_of)

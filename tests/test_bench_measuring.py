@@ -142,3 +142,18 @@ def test_busy_cpu_counts_work_done_inside_the_block() -> None:
     with busy_cpu() as cpu:
         sum(i * i for i in range(2_000_000))  # about 0.1 s of one core
     assert cpu["busy_core_s"] > 0.02
+
+
+def test_cpu_counts_what_each_process_used_inside_the_block_and_names_task_processes() -> None:
+    from bench.memory import CpuReading, cpu_by_kind, cpu_per_task
+
+    first = {1: CpuReading("scheduler", "airflow scheduler", 10.0)}  # running before: 10 s not counted
+    last = {
+        1: CpuReading("scheduler", "airflow scheduler", 12.5),
+        2: CpuReading("task", "airflow worker -- LocalExecutor: ti-a", 0.5),  # started inside
+        3: CpuReading("task", "airflow worker -- LocalExecutor: ti-b", 1.5),
+        4: CpuReading("kernel", "python -m ipykernel_launcher -f k.json", 0.75),
+    }
+    assert cpu_by_kind(first, last) == {"scheduler": 2.5, "task": 2.0, "kernel": 0.8}
+    per_task = cpu_per_task(first, last, {"ti-a": "resolve", "ti-b": "resolve"})
+    assert per_task == {"resolve": {"processes": 2, "mean_core_s": 1.0}}
