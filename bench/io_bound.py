@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,17 +65,6 @@ def busy_cpu() -> Iterator[dict[str, float]]:
         figures["busy_core_s"] = busy() - before
 
 
-@contextmanager
-def own_cpu() -> Iterator[dict[str, float]]:
-    """Core-seconds this process (the bench, with the Slack, Looker and warehouse sandboxes) used."""
-    figures: dict[str, float] = {}
-    before = time.process_time()
-    try:
-        yield figures
-    finally:
-        figures["core_s"] = time.process_time() - before
-
-
 def io_bound_case(
     stack: Any,
     workdir: Path,
@@ -102,7 +90,7 @@ def io_bound_case(
                 (stack.sandbox.add_message(IO_BOUND_CHANNEL, request_text(i)), expected_reply(i))
                 for i in range(requests)
             ]
-            with MemorySampler(roots) as memory, busy_cpu() as run_cpu, own_cpu() as sandboxes:
+            with MemorySampler(roots) as memory, busy_cpu() as run_cpu:
                 run = one_run(stack, runner, IO_BOUND_CHANNEL, posted)
             finished = runner.api.dag_run("credit_bot", run["run_id"])
             tis = runner.api.task_instances("credit_bot", run["run_id"])
@@ -115,7 +103,7 @@ def io_bound_case(
     figures["cpu"] = cpu_figures(run_cpu["busy_core_s"], floor_cpu["busy_core_s"], len(floor["notebook_s"]))
     figures["cpu"]["by_kind_core_s"] = {
         **memory.cpu_by_kind(),
-        "bench process (sandboxes)": round(sandboxes["core_s"], 1),
+        "bench process (sandboxes)": round(run["bench_process_cpu_s"], 1),
     }
     figures["cpu"]["per_task_process"] = memory.cpu_per_task(task_of)
     return figures, memory.summary()

@@ -40,23 +40,17 @@ def summarize_task_instances(tis: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts and times of a run's task instances; per task, its first start and last end in seconds
     after the run's first task started (the run's stages, when tasks overlap)."""
     by_task: dict[str, dict[str, Any]] = {}
-    starts = [ti["start"] for ti in tis if ti.get("start")]
-    origin = min(starts) if starts else 0.0
     for ti in tis:
-        entry = by_task.setdefault(
-            ti["task_id"],
-            {"count": 0, "states": Counter(), "total_s": 0.0, "first_start_s": None, "last_end_s": None},
-        )
+        entry = by_task.setdefault(ti["task_id"], {"count": 0, "states": Counter(), "total_s": 0.0})
         entry["count"] += 1
         entry["states"][ti["state"] or "none"] += 1
         entry["total_s"] += ti["duration_s"] or 0.0
-        if ti.get("start"):
-            start = round(ti["start"] - origin, 2)
-            first = entry["first_start_s"]
-            entry["first_start_s"] = start if first is None else min(first, start)
-        if ti.get("end"):
-            end = round(ti["end"] - origin, 2)
-            entry["last_end_s"] = end if entry["last_end_s"] is None else max(entry["last_end_s"], end)
+    origin = min((ti["start"] for ti in tis if ti.get("start")), default=0.0)
+
+    def after_origin(task: str, key: str, pick: Any) -> float | None:
+        times = [ti[key] for ti in tis if ti["task_id"] == task and ti.get(key)]
+        return round(pick(times) - origin, 2) if times else None
+
     started = [ti for ti in tis if ti["state"] not in (None, "skipped", "removed", "upstream_failed")]
     return {
         "total": len(tis),
@@ -71,7 +65,13 @@ def summarize_task_instances(tis: list[dict[str, Any]]) -> dict[str, Any]:
             if ti["task_id"] == "run_notebook" and ti.get("start") and ti.get("end")
         ),
         "by_task": {
-            task: {**entry, "states": dict(entry["states"]), "total_s": round(entry["total_s"], 3)}
+            task: {
+                **entry,
+                "states": dict(entry["states"]),
+                "total_s": round(entry["total_s"], 3),
+                "first_start_s": after_origin(task, "start", min),
+                "last_end_s": after_origin(task, "end", max),
+            }
             for task, entry in sorted(by_task.items())
         },
     }
@@ -122,6 +122,8 @@ def one_run(stack: Any, runner: Runner, channel: str, posted: list[tuple[str, st
         "wall_s": wall,
         # Only under dag.test does the run's CPU time belong to this process tree.
         "cpu_s": cpu if isinstance(runner, DagTestRunner) else None,
+        # This process's share either way: under a deployment, the Slack and Looker sandboxes'.
+        "bench_process_cpu_s": cpu,
         "calls": calls_by_endpoint(calls),
         "slack_calls": sum(1 for c in calls if c["api"] == "slack"),
         "looker_calls": sum(1 for c in calls if c["api"] == "looker"),

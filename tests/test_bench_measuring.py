@@ -10,8 +10,17 @@ import time
 import pytest
 
 from bench.io_bound import busy_cpu, cpu_figures, io_bound_figures, most_at_once
-from bench.measuring import slack_reads, stages, stages_median_s
-from bench.memory import MB, MemorySampler, Sample, process_kind, summarize
+from bench.measuring import slack_reads, stages, stages_median_s, summarize_task_instances
+from bench.memory import (
+    MB,
+    CpuReading,
+    MemorySampler,
+    Sample,
+    cpu_by_kind,
+    cpu_per_task,
+    process_kind,
+    summarize,
+)
 
 
 @pytest.mark.parametrize(
@@ -145,8 +154,6 @@ def test_busy_cpu_counts_work_done_inside_the_block() -> None:
 
 
 def test_cpu_counts_what_each_process_used_inside_the_block_and_names_task_processes() -> None:
-    from bench.memory import CpuReading, cpu_by_kind, cpu_per_task
-
     first = {1: CpuReading("scheduler", "airflow scheduler", 10.0)}  # running before: 10 s not counted
     last = {
         1: CpuReading("scheduler", "airflow scheduler", 12.5),
@@ -157,3 +164,27 @@ def test_cpu_counts_what_each_process_used_inside_the_block_and_names_task_proce
     assert cpu_by_kind(first, last) == {"scheduler": 2.5, "task": 2.0, "kernel": 0.8}
     per_task = cpu_per_task(first, last, {"ti-a": "resolve", "ti-b": "resolve"})
     assert per_task == {"resolve": {"processes": 2, "mean_core_s": 1.0}}
+
+
+def test_task_spans_are_seconds_after_the_runs_first_task_start() -> None:
+    def ti(task_id: str, start: float | None, end: float | None, map_index: int = -1) -> dict:
+        return {
+            "task_id": task_id,
+            "state": "success",
+            "duration_s": 1.0,
+            "map_index": map_index,
+            "try_number": 1,
+            "start": start,
+            "end": end,
+        }
+
+    tis = [
+        ti("fetch", 100.0, 100.5),
+        ti("notebook", 101.0, 121.0, 0),
+        ti("notebook", 101.5, 123.25, 1),
+        ti("post", None, None),
+    ]
+    by_task = summarize_task_instances(tis)["by_task"]
+    assert (by_task["fetch"]["first_start_s"], by_task["fetch"]["last_end_s"]) == (0.0, 0.5)
+    assert (by_task["notebook"]["first_start_s"], by_task["notebook"]["last_end_s"]) == (1.0, 23.25)
+    assert (by_task["post"]["first_start_s"], by_task["post"]["last_end_s"]) == (None, None)
