@@ -186,8 +186,12 @@ def credit_bot():
         run = ti.xcom_pull(task_ids="fetch_requests", key="run")
         requests = ti.xcom_pull(task_ids="fetch_requests")
         if run is None or requests is None:
-            # Fail (not skip) so the run shows failed; the next run reads the same messages again.
-            raise RuntimeError("nothing to record: fetch_requests failed, see its log")
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            # The run still ends failed (report_failures is upstream-failed by fetch_requests), and
+            # fetch_requests stays the only failed task: the failure alert names it and links its log.
+            # The ledger is unchanged, so the next run reads the same messages again.
+            raise AirflowSkipException("nothing to record: fetch_requests failed, see its log")
         window = ti.xcom_pull(task_ids="fetch_requests", key="window")
         recorded = steps.record_ledger(run, requests, window, _materialize(outcomes))
         steps.set_run_note(ti.dag_id, ti.run_id, recorded["summary"])
@@ -221,7 +225,8 @@ def credit_bot():
     notebooks >> outcomes
     recorded = record_ledger(outcomes)
     recorded << requests
-    report_failures(recorded)
+    # Also straight after fetch_requests: when it fails, this leaf is upstream-failed, the run fails.
+    report_failures(recorded) << requests
 
 
 dag = credit_bot()

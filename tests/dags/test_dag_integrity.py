@@ -96,7 +96,8 @@ def test_flow_order(dag):
     # Four task processes before a reply: nothing stands between resolve and the notebooks.
     assert dag.get_task("run_notebook").upstream_task_ids == {"resolve"}
     # The one leaf: it fails the run only after the ledger is written (and is upstream_failed, so
-    # the run still fails, when record_ledger failed).
-    assert dag.get_task("report_failures").upstream_task_ids == {"record_ledger"}
+    # the run still fails, when record_ledger or fetch_requests failed: record_ledger skips then,
+    # and fetch_requests stays the failed task the failure alert names).
+    assert dag.get_task("report_failures").upstream_task_ids == {"record_ledger", "fetch_requests"}
     assert dag.get_task("report_failures").trigger_rule == "all_success"
     assert [t.task_id for t in dag.leaves] == ["report_failures"]
