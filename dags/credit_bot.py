@@ -154,7 +154,10 @@ def credit_bot():
         context["ti"].xcom_push(key="window", value=window)
         return requests
 
-    @task(map_index_template="{{ request_label }}")
+    # multiple_outputs=False on the tasks that return a dict: @task infers True from "-> dict" and
+    # then pushes every key as an XCom of its own, an API round trip each (post_results: 17, all
+    # at once for a burst); everything downstream reads the whole return value.
+    @task(map_index_template="{{ request_label }}", multiple_outputs=False)
     def resolve(request: dict, run: dict) -> dict:
         """Looker links → SQL → product. Red = Looker failed: clear it once Looker is back."""
         from credit_bot import steps
@@ -163,7 +166,7 @@ def credit_bot():
         return steps.resolve(request, run, context["run_id"])
 
     # @task with one addition: the "CreditBot request" extra link to the request's entry in the UI.
-    @request_task(trigger_rule="all_done", map_index_template="{{ request_label }}")
+    @request_task(trigger_rule="all_done", map_index_template="{{ request_label }}", multiple_outputs=False)
     def post_results(request: dict, run: dict) -> dict:
         """Replies, asks for a link or DMs the operators. Safe to clear: it never posts a reply twice."""
         from credit_bot import steps
@@ -177,7 +180,7 @@ def credit_bot():
         context["request_label"] += f" → {outcome['status']}"  # type: ignore[typeddict-unknown-key]
         return outcome
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", multiple_outputs=False)
     def record_ledger(outcomes: list) -> dict:
         """Writes every outcome to the ledger Variable and the run's summary note."""
         from credit_bot import steps
