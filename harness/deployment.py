@@ -573,12 +573,13 @@ def airflow_deployment(
     )
     _create_database(postgres_url, name)
     try:
-        compile_runtime()
-        _migrate(full_env, root / "logs" / "db-migrate.log")
-        for component in deployment.components.values():
-            component.start()
-        deployment.wait_until_healthy(startup_timeout)
-        yield deployment
+        with unwind_on_sigterm():  # a `kill` of the bench or soak still runs the cleanup below
+            compile_runtime()
+            _migrate(full_env, root / "logs" / "db-migrate.log")
+            for component in deployment.components.values():
+                component.start()
+            deployment.wait_until_healthy(startup_timeout)
+            yield deployment
     finally:
         deployment.stop()
         _drop_database(postgres_url, name)
@@ -586,6 +587,32 @@ def airflow_deployment(
             _delete_redis_keys(redis_url, prefix=name)
         if owns_workdir:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def unwind_on_sigterm() -> Iterator[None]:
+    """SIGTERM (``kill``, a CI or ``timeout`` deadline) unwinds the main thread like Ctrl-C does.
+
+    Python's default for SIGTERM is to die on the spot: every ``finally`` is skipped, and a
+    deployment's scheduler, workers, kernels and database outlive the bench or soak that started
+    them. Inside this block SIGTERM raises ``SystemExit(143)`` instead; the previous handler comes
+    back on exit, so a second SIGTERM during the cleanup still kills at once. Outside the main
+    thread (where no handler can be set) it does nothing.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _airflow_config(
