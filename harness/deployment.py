@@ -595,9 +595,10 @@ def unwind_on_sigterm() -> Iterator[None]:
 
     Python's default for SIGTERM is to die on the spot: every ``finally`` is skipped, and a
     deployment's scheduler, workers, kernels and database outlive the bench or soak that started
-    them. Inside this block SIGTERM raises ``SystemExit(143)`` instead; the previous handler comes
-    back on exit, so a second SIGTERM during the cleanup still kills at once. Outside the main
-    thread (where no handler can be set) it does nothing.
+    them. Inside this block SIGTERM raises ``KeyboardInterrupt``, as Ctrl-C does (not SystemExit:
+    pytest would count that as one failed test and go on with the next); the previous handler
+    comes back on exit, so a second SIGTERM during the cleanup still kills at once. Outside the
+    main thread (where no handler can be set) it does nothing.
     """
     import threading
 
@@ -605,10 +606,10 @@ def unwind_on_sigterm() -> Iterator[None]:
         yield
         return
 
-    def _exit(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
+    def _interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
 
-    previous = signal.signal(signal.SIGTERM, _exit)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     finally:
