@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -600,8 +601,6 @@ def unwind_on_sigterm() -> Iterator[None]:
     comes back on exit, so a second SIGTERM during the cleanup still kills at once. Outside the
     main thread (where no handler can be set) it does nothing.
     """
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
