@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from credit_bot.money import InvalidAmount, format_usd, to_cents, to_decimal
+from credit_bot.money import InvalidAmount, format_usd, formatted_parts, read_parts, to_cents, to_decimal
 
 
 @pytest.mark.parametrize(
@@ -114,3 +114,48 @@ def test_to_cents_absurd_exponent_is_invalid_amount() -> None:
 )
 def test_format_usd(amount: Decimal, expected: str) -> None:
     assert format_usd(amount) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        pytest.param("$4,948.80$nan$nan", (Decimal("4948.80"), None, None), id="team-saved-output"),
+        pytest.param(
+            "$-5.00$1,234,567.89", (Decimal("-5.00"), Decimal("1234567.89")), id="negative-and-millions"
+        ),
+        pytest.param("$0.00$0.00$0.00", (Decimal("0.00"),) * 3, id="zeros"),
+        pytest.param("$4,948.80", (Decimal("4948.80"),), id="one-part"),
+        pytest.param("$nan$inf", (None, None), id="nan-and-inf"),
+        pytest.param("$-0.00$nan", (Decimal("-0.00"), None), id="negative-zero"),
+    ],
+)
+def test_formatted_parts(text: str, parts: tuple) -> None:
+    found = formatted_parts(text)
+    assert found is not None
+    assert found.parts == parts
+    assert [str(p) for p in found.parts if p is not None] == [str(p) for p in parts if p is not None]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("4,948.80", id="no-dollar"),
+        pytest.param("$4948.80$nan", id="no-separator"),
+        pytest.param("$4,948.8", id="one-decimal"),
+        pytest.param("$4,948.80 ", id="trailing-space"),
+        pytest.param("$NaN", id="capitalised-nan"),
+        pytest.param("", id="empty"),
+        pytest.param("$1,00.00", id="short-group"),
+    ],
+)
+def test_formatted_parts_refuses_other_text(text: str) -> None:
+    assert formatted_parts(text) is None
+
+
+def test_read_parts_rules() -> None:
+    assert read_parts("$4,948.80$nan$nan").total == Decimal("4948.80")  # type: ignore[union-attr]
+    assert read_parts("12 dollars") is None
+    with pytest.raises(InvalidAmount, match="nan in every part"):
+        read_parts("$nan$nan$nan")
+    with pytest.raises(InvalidAmount, match="infinite part"):
+        read_parts("$1.00$-inf$nan")

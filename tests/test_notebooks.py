@@ -19,7 +19,7 @@ import pandas as pd
 import papermill
 import pytest
 
-from credit_bot.money import InvalidAmount
+from credit_bot.money import InvalidAmount, format_usd
 from credit_bot.notebooks import (
     ENCODER_SOURCE,
     KERNEL_SHUTDOWN_WAIT_S,
@@ -387,7 +387,6 @@ def test_team_shaped_notebook_runs_with_the_sql(tmp_path: Path) -> None:
         pytest.param("4948.8", "5000", "4948.80", id="below-fraud-spend"),
         pytest.param("0.005", None, "0.01", id="half-up"),
         pytest.param("2.675", None, "2.68", id="half-up-2.675"),
-        pytest.param("0", "0", "0.00", id="zero"),
         pytest.param("100.004", "100", "100.00", id="equal-after-rounding"),
         pytest.param("99.995", "99.999", "100.00", id="both-rounded"),
     ],
@@ -403,6 +402,7 @@ def test_validate_credit(credit: str, fraud_spend: str | None, expected: str) ->
     [
         pytest.param("-0.01", None, "negative", id="negative"),
         pytest.param("-0.001", None, "negative", id="tiny-negative"),
+        pytest.param("0", "0", r"a credit of \$0.00 is never posted", id="zero"),
         pytest.param("5000.01", "5000", "larger than the fraud spend", id="above-fraud-spend"),
         pytest.param("100.005", "100", "larger than the fraud spend", id="above-after-rounding"),
     ],
@@ -532,3 +532,87 @@ def test_kernels_of_two_tasks_started_at_once_never_share_sockets(tmp_path: Path
         assert [line for line in out.decode().splitlines() if line.startswith("CREDIT")] == ["CREDIT 7.5"] * 2
         assert b"Invalid Signature" not in err
     assert list(cwd.iterdir()) == []  # no socket files left in the working directory
+
+
+# ── the team's concatenated credit_amount ──────────────────────────────────────────────────────
+def _team_credit(credits: list[float]) -> object:
+    """What the team's notebook leaves in credit_amount: the credit column formatted, then summed."""
+    import pandas as pd
+
+    return pd.Series(credits).map(lambda x: f"${x:,.2f}").sum()
+
+
+@pytest.mark.parametrize(
+    ("credits", "total", "shown"),
+    [
+        pytest.param(
+            [4948.8, float("nan"), float("nan")],
+            "4948.80",
+            "basic $4,948.80 + standard nan + max nan",
+            id="team-saved-output",
+        ),
+        pytest.param(
+            [2.675, 10.004, 0.1],
+            "12.77",  # each part in cents as displayed: 2.67 (binary 2.67499…) + 10.00 + 0.10
+            "basic $2.67 + standard $10.00 + max $0.10",
+            id="parts-rounded-as-displayed",
+        ),
+        pytest.param(
+            [-1180.974, 5000.0, 0.5],
+            "3819.53",
+            "basic -$1,180.97 + standard $5,000.00 + max $0.50",
+            id="negative-mode-kept",
+        ),
+        pytest.param([12345678.9, float("nan"), 1.0], "12345679.90", None, id="millions"),
+    ],
+)
+def test_reads_the_team_concatenation_as_the_sum_of_its_parts(
+    credits: list[float], total: str, shown: str | None, tmp_path: Path
+) -> None:
+    value = _team_credit(credits)
+    assert isinstance(value, str)  # pandas concatenates the formatted strings
+    path = _executed(tmp_path / "out.ipynb", {"has_credit_amount": True, "credit_amount": _encode(value)})
+    result = read_result(path)
+    assert str(result.credit) == total
+    assert result.parts is not None
+    if shown:
+        assert result.parts.describe() == shown
+        assert result.describe() == f"{format_usd(Decimal(total))} ({shown})"
+    assert validate_credit(result) == Decimal(total)
+
+
+@pytest.mark.parametrize(
+    ("credits", "match"),
+    [
+        pytest.param([float("nan")] * 3, "nan in every part", id="all-nan-no-basis"),
+        pytest.param([0.0, 0.0, 0.0], r"a credit of \$0.00 is never posted", id="empty-mrr-zero"),
+        pytest.param([float("inf"), 1.0, 2.0], "infinite part", id="infinite"),
+        pytest.param([float("-inf"), 1.0, 2.0], "infinite part", id="minus-infinite"),
+        pytest.param([-10.0, 5.0, float("nan")], "negative", id="negative-total"),
+    ],
+)
+def test_team_concatenation_without_basis_is_refused(
+    credits: list[float], match: str, tmp_path: Path
+) -> None:
+    path = _executed(
+        tmp_path / "out.ipynb", {"has_credit_amount": True, "credit_amount": _encode(_team_credit(credits))}
+    )
+    with pytest.raises(InvalidAmount, match=match):
+        validate_credit(read_result(path))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("$4,948.80 $nan", id="space-between"),
+        pytest.param("$4948.80$nan", id="no-thousands-separator"),
+        pytest.param("$4,948.8$nan", id="one-decimal"),
+        pytest.param("4,948.80$nan", id="first-without-dollar"),
+        pytest.param("$4,948.80$NaN", id="other-nan-spelling"),
+        pytest.param("$4,948.80, $1.00", id="comma-list"),
+    ],
+)
+def test_other_text_is_not_read_as_parts(text: str, tmp_path: Path) -> None:
+    path = _executed(tmp_path / "out.ipynb", {"has_credit_amount": True, "credit_amount": _encode(text)})
+    with pytest.raises(InvalidAmount, match="not an unambiguous dollar amount"):
+        read_result(path)

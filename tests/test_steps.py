@@ -163,11 +163,12 @@ def test_decide_checks_the_stated_spend_per_link(tmp_path, credits, stated, acti
     [
         pytest.param(["10.005", "20.005"], "30.01", id="two-half-cents-round-once"),
         pytest.param(["0.004", "0.004", "0.004"], "0.01", id="three-fractions-make-a-cent"),
+        pytest.param(["0.004"], None, id="rounds-to-zero-is-escalated"),
         pytest.param(["12.345"], "12.35", id="one-link-half-up"),
         pytest.param(["4948.8"], "4948.80", id="whole-cents"),
     ],
 )
-def test_decide_sums_the_links_then_rounds_once(tmp_path, credits: list, amount: str) -> None:
+def test_decide_sums_the_links_then_rounds_once(tmp_path, credits: list, amount: str | None) -> None:
     """README: summed over a request's links, rounded to cents half up once (the soak found each
     link rounded before the sum: $30.02 for the first case)."""
     from decimal import Decimal
@@ -183,6 +184,10 @@ def test_decide_sums_the_links_then_rounds_once(tmp_path, credits: list, amount:
     ]
     resolved = {"status": "ready", "jobs": jobs, "links": [j["link"] for j in jobs]}
     decision = decide(resolved)
+    if amount is None:  # no "Approved, $0.00" without a person deciding it
+        assert decision["action"] == "escalate"
+        assert "a credit of $0.00 is never posted" in decision["error"]
+        return
     assert decision["action"] == "answer"
     assert decision["amount"] == Decimal(amount)
     assert str(decision["amount"]) == amount

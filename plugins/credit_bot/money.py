@@ -7,12 +7,18 @@ dollars is rejected with :class:`InvalidAmount` instead of being guessed at.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 CENT = Decimal("0.01")
 # "$4,948.80", "4948.8", "-12", "1,000" — thousands separators only in groups of three.
 _MONEY_TEXT = re.compile(r"^\s*(-)?\s*\$?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*$")
+# One part as Python's f"${x:,.2f}" writes a float: "$1,234.57", "$-5.00", "$nan", "$inf", "$-inf".
+_FORMATTED_PART = re.compile(r"\$(-?)(\d{1,3}(?:,\d{3})*\.\d{2}|nan|inf)")
+_FORMATTED_PARTS = re.compile(rf"(?:{_FORMATTED_PART.pattern})+")
+# The team's notebook writes one part per protection mode, in this order (product brief).
+MODE_NAMES = ("basic", "standard", "max")
 
 
 class InvalidAmount(ValueError):
@@ -46,6 +52,76 @@ def to_decimal(value: Any) -> Decimal:
     if not result.is_finite():
         raise InvalidAmount(f"credit_amount is {result}, not a finite number")
     return result
+
+
+@dataclass(frozen=True)
+class FormattedParts:
+    """A string of dollar amounts as ``f"${x:,.2f}"`` writes them, concatenated by a pandas ``sum()``.
+
+    The team's notebook formats its per-mode credit column as text and then sums it, so
+    ``credit_amount`` is e.g. ``'$4,948.80$nan$nan'``. Their number is the sum of the parts as
+    displayed (each already in cents), a ``$nan`` part counting 0: the method's value for a mode
+    with no scanned traffic (0/0) or a block rate of 1. ``None`` stands for a ``$nan`` part.
+    """
+
+    parts: tuple[Decimal | None, ...]
+    infinite: bool = False
+
+    @property
+    def total(self) -> Decimal:
+        return sum((p for p in self.parts if p is not None), Decimal("0.00"))
+
+    @property
+    def all_nan(self) -> bool:
+        return all(p is None for p in self.parts)
+
+    def describe(self) -> str:
+        """``basic $4,948.80 + standard nan + max nan`` (modes named when there are three parts)."""
+        names = (
+            MODE_NAMES
+            if len(self.parts) == len(MODE_NAMES)
+            else [f"part {i + 1}" for i in range(len(self.parts))]
+        )
+        return " + ".join(
+            f"{name} {'nan' if part is None else format_usd(part)}"
+            for name, part in zip(names, self.parts, strict=True)
+        )
+
+
+def formatted_parts(text: str) -> FormattedParts | None:
+    """The parts of a string made only of ``f"${x:,.2f}"`` amounts, or None for any other text."""
+    if not _FORMATTED_PARTS.fullmatch(text):
+        return None
+    parts: list[Decimal | None] = []
+    infinite = False
+    for sign, digits in _FORMATTED_PART.findall(text):
+        if digits == "inf":
+            infinite = True
+            parts.append(None)
+        elif digits == "nan":
+            parts.append(None)
+        else:
+            parts.append(Decimal(f"{sign}{digits.replace(',', '')}"))
+    return FormattedParts(tuple(parts), infinite)
+
+
+def read_parts(text: str) -> FormattedParts | None:
+    """:func:`formatted_parts`, refusing what has no basis: any infinite part, or every part nan.
+
+    A single ordinary amount (``"$4,948.80"``) gives one part; text of any other shape gives None
+    (the caller's own rules apply to it).
+    """
+    found = formatted_parts(text)
+    if found is None:
+        return None
+    if found.infinite:
+        raise InvalidAmount(f"credit_amount {text!r} has an infinite part: no amount can be read from it")
+    if found.all_nan:
+        raise InvalidAmount(
+            f"credit_amount {text!r} is nan in every part ({found.describe()}): no protection mode gave a "
+            "credit (no scanned traffic, or every block rate 1), so there is no basis for one"
+        )
+    return found
 
 
 def to_cents(amount: Decimal) -> Decimal:

@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperator
 
-from credit_bot.money import InvalidAmount, to_cents, to_decimal
+from credit_bot.money import FormattedParts, InvalidAmount, format_usd, read_parts, to_cents, to_decimal
 from credit_bot.ui.links import ExecutedNotebookLink
 
 if TYPE_CHECKING:
@@ -225,11 +225,22 @@ class ParametersCellMissing(ValueError):
     """No cell to inject the parameters after: the notebook would overwrite them with its own."""
 
 
+class CreditAmountMissing(NotebookResultError):
+    """The notebook ran to the end without setting ``credit_amount``: running it again will not help."""
+
+
 @dataclass(frozen=True)
 class NotebookResult:
     credit: Decimal
     fraud_spend: Decimal | None
     context: dict[str, Any] | None
+    # The parts of a concatenated ``'$4,948.80$nan$nan'`` credit (the team's notebook), else None.
+    parts: FormattedParts | None = None
+
+    def describe(self) -> str:
+        """``$4,948.80 (basic $4,948.80 + standard nan + max nan)``, or just the amount."""
+        amount = format_usd(self.credit)
+        return f"{amount} ({self.parts.describe()})" if self.parts else amount
 
 
 def instrumented_copy(input_nb: str, directory: Path, parameter_names: tuple[str, ...] = ()) -> Path:
@@ -313,10 +324,13 @@ def read_result(output_nb: str) -> NotebookResult:
     if result is None:
         raise NotebookResultError("the notebook did not reach CreditBot's read-out cell")
     if not result.get("has_credit_amount"):
-        raise NotebookResultError("the notebook did not set credit_amount")
-    credit = _decode(result["credit_amount"], "credit_amount")
+        raise CreditAmountMissing("the notebook did not set credit_amount")
+    encoded = result["credit_amount"]
+    parts = read_parts(encoded["value"]) if encoded.get("type") == "str" and encoded.get("value") else None
+    credit = parts.total if parts else _decode(encoded, "credit_amount")
     fraud_spend = _decode(result["fraud_spend"], "fraud_spend") if "fraud_spend" in result else None
-    return NotebookResult(credit=credit, fraud_spend=fraud_spend, context=context)
+    shown = parts if parts and (len(parts.parts) > 1) else None
+    return NotebookResult(credit=credit, fraud_spend=fraud_spend, context=context, parts=shown)
 
 
 # Cells papermill and CreditBot add to the notebook; cell numbers count the notebook's own cells only.
@@ -358,7 +372,12 @@ def validate_credit(result: NotebookResult) -> Decimal:
     """The credit rounded to cents, or :class:`InvalidAmount` saying why it must not be posted."""
     credit = result.credit
     if credit < 0:
-        raise InvalidAmount(f"credit_amount is negative ({credit})")
+        raise InvalidAmount(f"credit_amount is negative ({result.describe()})")
+    if credit == 0:
+        # Nobody should read "Approved, $0.00" for a fraud incident without a person deciding it.
+        raise InvalidAmount(
+            f"credit_amount is {result.describe()}: a credit of $0.00 is never posted, a person decides it"
+        )
     cents = to_cents(credit)
     if result.fraud_spend is not None and cents > to_cents(result.fraud_spend):
         raise InvalidAmount(
@@ -453,8 +472,17 @@ class CreditNotebookOperator(BaseOperator):
                 raise
             finally:
                 self._scrub(output_nb, secrets)
-        result = read_result(output_nb)
-        self.log.info("credit_amount read from %s: %s", output_nb, result.credit)
+        try:
+            result = read_result(output_nb)
+            validate_credit(result)
+        except (InvalidAmount, CreditAmountMissing) as exc:
+            # The notebook ran: the same data gives the same value, so a retry would only spend
+            # minutes of warehouse time on it. post_results escalates it to the operators.
+            self.log.warning(
+                "the notebook ran, but its credit will not be posted (escalated, not retried): %s", exc
+            )
+        else:
+            self.log.info("credit_amount read from %s: %s", output_nb, result.describe())
         return output_nb
 
     def _log_failing_cell(self, input_nb: str, output_nb: str) -> None:

@@ -454,7 +454,13 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
     Returns ``{"action": "answer"|"ask_link"|"ignore"|"escalate"|"retry", ...}``; no side effects.
     """
     from credit_bot.money import InvalidAmount
-    from credit_bot.notebooks import NotebookRejected, NotebookResultError, read_result, validate_credit
+    from credit_bot.notebooks import (
+        CreditAmountMissing,
+        NotebookRejected,
+        NotebookResultError,
+        read_result,
+        validate_credit,
+    )
 
     if resolved is None:
         return {"action": "retry", "error": "resolving the Looker links failed (Looker unavailable?)"}
@@ -467,14 +473,18 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
         return {"action": "escalate", "error": "; ".join(resolved["problems"]), "links": resolved["links"]}
     total = Decimal("0.00")
     by_link: dict[str, Decimal] = {}
+    parts: list[str] = []
     notebooks = [job["output_nb"] for job in resolved["jobs"]]
     for job in resolved["jobs"]:
         try:
             result = read_result(job["output_nb"])
             validate_credit(result)
         except (NotebookResultError, InvalidAmount) as exc:
-            # A notebook that did not finish may next time; an invalid amount or a rejected one will not.
-            transient = isinstance(exc, NotebookResultError) and not isinstance(exc, NotebookRejected)
+            # A notebook that did not finish may next time; an invalid amount, a missing one or a
+            # rejected notebook will not.
+            transient = isinstance(exc, NotebookResultError) and not isinstance(
+                exc, NotebookRejected | CreditAmountMissing
+            )
             return {
                 "action": "retry" if transient else "escalate",
                 "error": f"notebook for {job['link']}: {exc}",
@@ -484,10 +494,24 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
         # Unrounded: the team's notebook leaves fractions of a cent, and the sum is rounded once.
         total += result.credit
         by_link[job["link"]] = by_link.get(job["link"], Decimal("0")) + result.credit
+        if result.parts:
+            parts.append(result.parts.describe())
     problem = _above_stated_spend(resolved["jobs"], {link: to_cents(c) for link, c in by_link.items()})
+    if not problem and to_cents(total) <= 0:
+        problem = (
+            f"the credits sum to {format_usd(total)}: a credit of $0.00 is never posted, a person decides it"
+        )
+    if parts:
+        problem = problem and f"{problem} (the notebook's parts: {'; '.join(parts)})"
     if problem:
         return {"action": "escalate", "error": problem, "links": resolved["links"], "notebooks": notebooks}
-    return {"action": "answer", "amount": to_cents(total), "links": resolved["links"], "notebooks": notebooks}
+    answer = {
+        "action": "answer",
+        "amount": to_cents(total),
+        "links": resolved["links"],
+        "notebooks": notebooks,
+    }
+    return {**answer, "amount_parts": "; ".join(parts)} if parts else answer
 
 
 def _above_stated_spend(jobs: list[dict[str, Any]], by_link: dict[str, Decimal]) -> str | None:
@@ -602,6 +626,8 @@ def _carry_out(
             {"request_ts": request["ts"], "amount": str(decision["amount"])},
         )
         slack.react(request, settings.reaction_answered)
+        if decision.get("amount_parts"):  # what the notebook's concatenated credit_amount was made of
+            outcome["amount_parts"] = decision["amount_parts"]
         return {
             **outcome,
             "outcome": ledger.ANSWERED,
