@@ -49,7 +49,14 @@ def test_requests_page_lists_the_ledger_newest_first_with_what_happened(
     path = write_notebook(output_dir, NAME)
     deployment_env(
         [
-            entry(NOW_TS - 7200, "answered", amount="4948.80", notebooks=[path], reply_ts="1.1"),
+            entry(
+                NOW_TS - 7200,
+                "answered",
+                amount="4948.80",
+                amount_parts="basic $4,948.80 + standard nan + max nan",
+                notebooks=[path],
+                reply_ts="1.1",
+            ),
             entry(
                 NOW_TS - 60,
                 "escalated",
@@ -66,6 +73,7 @@ def test_requests_page_lists_the_ledger_newest_first_with_what_happened(
     html = response.text
     assert _rows(html) == [f"{NOW_TS - 60:.6f}", f"{NOW_TS - 7200:.6f}"]  # newest first
     assert "$4,948.80" in html
+    assert "basic $4,948.80 + standard nan + max nan" in html  # the team notebook's parts
     assert "answered" in html
     assert "escalated" in html
     assert "U0REQUESTER" in html
@@ -276,3 +284,29 @@ def test_the_requests_page_stays_fast(client, deployment_env, output_dir, entrie
     record_property("page_seconds", seconds)
     print(f"requests page with {entries} entries: {seconds * 1000:.0f} ms")
     assert seconds < 2.0
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        pytest.param(
+            "$4,948.80$nan$nan", "$4,948.80 (basic $4,948.80 + standard nan + max nan)", id="team-parts"
+        ),
+        pytest.param("4948.8", "$4,948.80", id="number"),
+        pytest.param("twelve", None, id="not-money"),
+    ],
+)
+def test_notebook_banner_shows_the_parts_it_read(value: str, shown: str | None) -> None:
+    import nbformat
+
+    from credit_bot.notebooks import RESULT_MIME
+    from credit_bot.ui.render import read_out_credit
+
+    nb = nbformat.v4.new_notebook()
+    result = {"has_credit_amount": True, "credit_amount": {"type": "str", "value": value}}
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            outputs=[nbformat.v4.new_output("display_data", data={RESULT_MIME: result})]
+        )
+    )
+    assert read_out_credit(nb) == shown

@@ -220,7 +220,7 @@ def requests_page(
             f'<tr data-ts="{e(row["ts"])}"><td>{e(cell["time"])}</td><td>{e(requester)}</td>'
             f"<td>{e(row.get('snippet') or '')}</td><td>{e(cell['mode'].replace('_', '-'))}</td>"
             f'<td class="outcome-{e(outcome)}">{e(outcome.replace("_", " "))}</td>'
-            f'<td class="num">{e(cell["amount"])}</td><td class="num">{e(cell["attempts"])}</td>'
+            f'<td class="num">{e(cell["amount"])}{_parts(row)}</td><td class="num">{e(cell["attempts"])}</td>'
             f'<td title="{e(row.get("last_error") or "")}">{e(cell["last_error"])}</td>'
             f"<td>{'<br>'.join(links)}</td></tr>"
         )
@@ -240,6 +240,12 @@ def requests_page(
         "requests for <code>ledger_retention_days</code>.</p>"
     )
     return page("CreditBot requests", f"<h1>CreditBot requests</h1>{form}{summary}{table}{more}{note}")
+
+
+def _parts(row: dict[str, Any]) -> str:
+    """The per-mode parts of a concatenated notebook credit (``basic $4,948.80 + standard nan …``)."""
+    parts = row.get("amount_parts")
+    return f'<br><span class="muted">{e(parts)}</span>' if parts else ""
 
 
 def notebook_banner(

@@ -102,13 +102,16 @@ def _clean_outputs(nb: Any) -> None:
 
 def read_out_credit(nb: Any) -> str | None:
     """``credit_amount`` from CreditBot's read-out output, in dollars, or ``None`` when it has none."""
-    from credit_bot.money import InvalidAmount, format_usd, to_cents, to_decimal
+    from credit_bot.money import InvalidAmount, format_usd, formatted_parts, to_cents, to_decimal
     from credit_bot.notebooks import RESULT_MIME
 
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             result = output.get("data", {}).get(RESULT_MIME)
             value = (result or {}).get("credit_amount", {}).get("value") if isinstance(result, dict) else None
+            parts = formatted_parts(value) if isinstance(value, str) else None
+            if parts and len(parts.parts) > 1:  # the team's '$4,948.80$nan$nan'
+                return f"{format_usd(parts.total)} ({parts.describe()})"
             if value is not None:
                 try:
                     return format_usd(to_cents(to_decimal(value)))
