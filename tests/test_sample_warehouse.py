@@ -15,7 +15,8 @@ from harness import sample_warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 SQL_DIR = REPO / "include" / "sandbox" / "sql"
-SID = re.compile(r"^(AC|BI)[0-9a-f]{32}$")
+SID = re.compile(r"^(AC|BI|SM|PR|PO)[0-9a-f]{32}$")
+PERIOD = ("2026-10-01", "2026-11-01")
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +48,17 @@ def test_tables_and_types(built: Path) -> None:
             for schema, name in conn.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
         }
         assert tables == set(sample_warehouse.TABLES)
+        views = {
+            f"{schema}.{name}"
+            for schema, name in conn.execute(
+                "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        }
+        assert views == set(sample_warehouse.MAIN_VIEWS)
         types = dict(
             conn.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'public' AND table_name = 'counters_by_billable_item'"
+                "WHERE table_schema = 'public' AND table_name = 'counters_by_billable_item_complete'"
             ).fetchall()
         )
         event_types = {
@@ -58,6 +66,7 @@ def test_tables_and_types(built: Path) -> None:
         }
     assert types["total"] == "DECIMAL(18,4)"  # money is exact, never DOUBLE
     assert types["date"] == "DATE"
+    assert types["data_load_date"] == "DATE"
     assert event_types["block"] == "BOOLEAN"
     assert event_types["fraud_guard_enabled"] == "BOOLEAN"
 
@@ -70,9 +79,14 @@ def test_rows_match_the_seed(built: Path, seed: dict[str, Any]) -> None:
                 sum(r.get("count", 1) for r in seed[key]) if key == "dsg_fds_raw_events" else len(seed[key])
             )
             assert count == expected, table
-        total = conn.execute("SELECT SUM(total) FROM public.counters_by_billable_item").fetchone()[0]
-    assert total == sum(Decimal(row["total"]) for row in seed["counters_by_billable_item"])
+        total = conn.execute("SELECT SUM(total) FROM public.counters_by_billable_item_complete").fetchone()[0]
+        defaults = conn.execute(
+            "SELECT COUNT(*) FROM public.counters_by_billable_item_complete WHERE units IS NULL "
+            "OR data_load_date IS NULL"
+        ).fetchone()[0]
+    assert total == sum(Decimal(row["total"]) for row in seed["counters_by_billable_item_complete"])
     assert isinstance(total, Decimal)
+    assert defaults == 0  # units and data_load_date are filled in when the seed leaves them out
 
 
 def test_build_is_deterministic_and_replaces_the_file(built: Path, tmp_path: Path) -> None:
@@ -94,7 +108,7 @@ def test_cli_builds_the_given_path(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_seed_float_money_is_refused(tmp_path: Path, seed: dict[str, Any]) -> None:
     broken = json.loads(json.dumps(seed))
-    broken["counters_by_billable_item"][0]["total"] = 12.34
+    broken["counters_by_billable_item_complete"][0]["total"] = 12.34
     seed_file = tmp_path / "seed.json"
     seed_file.write_text(json.dumps(broken), encoding="utf-8")
     with pytest.raises(ValueError, match="JSON floats"):
@@ -107,11 +121,19 @@ def test_seed_has_the_cases_the_method_needs(seed: dict[str, Any]) -> None:
     assert all(SID.match(a["sid"]) for a in accounts)
     assert all(SID.match(b["sid"]) for b in seed["billable_items"])
     assert any(a["parent_account_sid"] for a in accounts)  # a child account
-    names = {b["friendly_name"] for b in seed["billable_items"]}
-    assert any("Authy" in n for n in names)
-    assert any("Authy" not in n for n in names)
+    assert {a["sid"] for a in seed["rawpii_dim_account"]} == {a["sid"] for a in accounts}
+    products = {m["product"] for m in seed["billable_item_metadata_alex"]}
+    assert any("Authy" in p for p in products)
+    assert any("Authy" not in p for p in products)
+    item_sids = {b["sid"] for b in seed["billable_items"]}
+    assert {m["sid"] for m in seed["billable_item_metadata_alex"]} == item_sids
     countries = [m["two_letter_country_code"] for m in seed["mcc_country"]]
     assert any(countries.count(c) > 1 for c in countries)  # several MCCs for one country
+    spend = seed["counters_by_billable_item_complete"]
+    # Rows each of Looker's filters leaves out: subtype, units, load date.
+    assert {"sale", "tax", "refund"} <= {r["subtype"] for r in spend}
+    assert any(r.get("units", "USD") != "USD" for r in spend)
+    assert any(r.get("data_load_date", r["date"]) < PERIOD[0] <= r["date"] for r in spend)
     events = seed["dsg_fds_raw_events"]
     # The team's spelling, plus lowercase decoys their case-sensitive filter must leave out.
     assert {e["product_id"] for e in events} == {"Verify", "verify", "messaging"}
@@ -129,26 +151,82 @@ def test_seed_has_the_cases_the_method_needs(seed: dict[str, Any]) -> None:
         "blocked_high_risk",
         "allowed",
     } <= {e["reason"] for e in events}
+    # The cost query's provider organisation the team singles out ('Algo GP').
+    assert "SOATSO AB" in {o["friendly_name"] for o in seed["provider_organizations"]}
 
 
-def _seed_spend(seed: dict[str, Any], account_sid: str, verify: bool) -> Decimal:
-    """October 2026 spend of an account, Verify (Authy) or not, straight from the seed."""
-    items = {b["sid"]: b["friendly_name"] for b in seed["billable_items"]}
-    return sum(
-        (
-            Decimal(r["total"])
-            for r in seed["counters_by_billable_item"]
-            if r["account_sid"] == account_sid
-            and "2026-10-01" <= r["date"] < "2026-11-01"
-            and ("Authy" in items[r["billable_item_sid"]]) == verify
-        ),
-        Decimal(0),
-    )
+def test_cost_tables_join_for_one_account(built: Path) -> None:
+    """acme's Verify SMS join to prices, providers, organisations and latest rates, as the team's cost
+    query joins them (so its cost table is not empty)."""
+    with duckdb.connect(str(built), read_only=True) as conn:
+        rows = conn.execute(
+            """
+            SELECT po.friendly_name, COUNT(*), SUM(CAST(k.price AS DOUBLE) * -1.0)
+            FROM public.accsec_verify_comms c
+            JOIN public.rawpii_sms_kafka k ON k.sid = c.id
+            JOIN public.providers p ON p.sid = k.provider_sid
+            JOIN public.provider_organizations po ON po.sid = p.provider_organization_sid
+            JOIN public.messaging_reporting_rates r
+              ON r.provider_sid = k.provider_sid AND r.mcc = c.mcc AND r.mnc = c.mnc
+            WHERE c.account_sid = 'AC00000000000000000000000000000a01' AND lower(c.channel) = 'sms'
+              AND r.effective_rate IS NOT NULL
+            GROUP BY 1 ORDER BY 1
+            """
+        ).fetchall()
+    assert [name for name, _, _ in rows] == ["Example Telecom Ltd (fake)", "SOATSO AB"]
+    assert all(count > 0 and cost > 0 for _, count, cost in rows)
+
+
+def test_unqualified_rawpii_dim_account_resolves_on_a_direct_connection(built: Path) -> None:
+    """Looker's SQL names rawpii_dim_account without a schema; a plain DuckDB connection starts in main."""
+    with duckdb.connect(str(built), read_only=True) as conn:
+        direct = conn.execute("SELECT * FROM rawpii_dim_account ORDER BY sid").fetchall()
+        qualified = conn.execute("SELECT * FROM public.rawpii_dim_account ORDER BY sid").fetchall()
+    assert direct == qualified
+    assert direct
+    # Attached under another name (as the Presto sandbox serves it, catalog hive) the view still resolves.
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{built}' AS hive (READ_ONLY)")
+        assert conn.execute("SELECT COUNT(*) FROM hive.main.rawpii_dim_account").fetchone() == (len(direct),)
+        conn.execute("USE hive.public")
+        assert conn.execute("SELECT COUNT(*) FROM rawpii_dim_account").fetchone() == (len(direct),)
+
+
+def _seed_spend(seed: dict[str, Any], account_sid: str, product: str) -> dict[str, Decimal]:
+    """October 2026 spend per billable item by Looker's filters, straight from the seed."""
+    items = {b["sid"]: b["friendly_name"].upper() for b in seed["billable_items"]}
+    products = {m["sid"]: m["product"] for m in seed["billable_item_metadata_alex"]}
+    spend: dict[str, Decimal] = {}
+    for r in seed["counters_by_billable_item_complete"]:
+        name = items[r["billable_item_sid"]]
+        if (
+            r["account_sid"] == account_sid
+            and PERIOD[0] <= r["date"] < PERIOD[1]
+            and r.get("units", "USD") == "USD"
+            and r["subtype"] in ("sale", "tax")
+            and ("OUTBOUND SMS" in name or "OUTBOUND SHORTCODE SMS" in name)
+            and not any(word in name for word in ("SAY", "INCOMING", "PHONE NUMBER"))
+            and product in products[r["billable_item_sid"]]
+            and r.get("data_load_date", r["date"]) >= PERIOD[0]
+        ):
+            item = r["billable_item_sid"]
+            spend[item] = spend.get(item, Decimal(0)) + Decimal(r["total"])
+    return spend
+
+
+LOOKER_COLUMNS = [
+    "account_dimension.account_sid",
+    "account_dimension.friendly_name",
+    "billable_items.sid",
+    "billable_item_metadata_alex.product",
+    "counters_by_billable_item.total_sum",
+    "counters_by_billable_item.quantity_sum",
+]
 
 
 def test_sample_sql_runs_and_returns_the_seed_spend(built: Path, seed: dict[str, Any]) -> None:
     files = sorted(SQL_DIR.glob("*.sql"))
-    assert {f.stem for f in files} >= {"verify_acme", "verify_delta", "psms_foxtrot"}
+    assert {f.stem for f in files} >= {"verify_acme", "verify_delta", "verify_india", "psms_foxtrot"}
     with duckdb.connect(str(built), read_only=True) as conn:
         for sql_file in files:
             sql = sql_file.read_text(encoding="utf-8")
@@ -156,17 +234,37 @@ def test_sample_sql_runs_and_returns_the_seed_spend(built: Path, seed: dict[str,
             # Product detection keys on "Authy" (case-insensitive): PSMS SQL must never contain it.
             assert ("authy" in sql.lower()) == verify, sql_file.name
             (account_sid,) = re.findall(r"account_sid \) = '(AC[0-9a-f]{32})'", sql)
-            cursor = conn.execute(sql)
-            assert [c[0] for c in cursor.description] == [
-                "billable_items.iso_country_code",
-                "counters_by_billable_item.total_sum",
-            ]
+            cursor = conn.execute(sql)  # unchanged, on a direct connection (main.rawpii_dim_account)
+            assert [c[0] for c in cursor.description] == LOOKER_COLUMNS
             rows = cursor.fetchall()
-            assert sum((total for _, total in rows), Decimal(0)) == _seed_spend(seed, account_sid, verify)
+            expected = _seed_spend(seed, account_sid, "Authy" if verify else "Programmable Messaging")
+            assert {row[2]: row[4] for row in rows} == expected, sql_file.name
+            # ORDER BY 5 DESC, and no ties: the team sums the spend as floats in this order.
+            assert [row[4] for row in rows] == sorted((row[4] for row in rows), reverse=True)
+            assert len({row[4] for row in rows}) == len(rows)
             if sql_file.stem == "verify_echo":
                 assert rows == []  # the "period with no rows" sample
             else:
                 assert rows, sql_file.name
+
+
+def test_sample_sql_is_lookers_template() -> None:
+    """Every sample is cell 4 of the team's earlier notebook with only the account, period and product
+    changed: Looker's own layout and whitespace, no country column (the notebooks add it)."""
+    template = (SQL_DIR / "verify_acme.sql").read_text(encoding="utf-8")
+    assert template.startswith("SELECT\n    account_dimension.sid  AS ")
+    assert template.endswith("GROUP BY\n    1,\n    2,\n    3,\n    4\nORDER BY\n    5 DESC\nLIMIT 500\n")
+    assert "iso_country_code" not in template
+    assert "LEFT JOIN rawpii_dim_account  AS account_dimension" in template
+    assert template.count("TIMESTAMP '2026-10-01'") == 2
+    assert template.count("TIMESTAMP '2026-11-01'") == 1
+    for sql_file in SQL_DIR.glob("*.sql"):
+        sql = sql_file.read_text(encoding="utf-8")
+        (account_sid,) = re.findall(r"account_sid \) = '(AC[0-9a-f]{32})'", sql)
+        normalised = sql.replace(account_sid, "AC00000000000000000000000000000a01").replace(
+            "'%Programmable Messaging%'", "'%Authy%'"
+        )
+        assert normalised == template, sql_file.name
 
 
 def test_readme_lists_every_sample_sql() -> None:
