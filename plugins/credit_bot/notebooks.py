@@ -35,6 +35,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseOperator
 
 from credit_bot.money import FormattedParts, InvalidAmount, format_usd, read_parts, to_cents, to_decimal
+from credit_bot.notebook_errors import Explanation, explain
 from credit_bot.ui.links import ExecutedNotebookLink
 
 if TYPE_CHECKING:
@@ -143,6 +144,10 @@ del _credit_bot_readout, _credit_bot_encode
 class NotebookResultError(Exception):
     """The executed notebook has no usable ``credit_amount``."""
 
+    # Whether running the notebook again may give one (a kernel that died, the warehouse out of
+    # resources) or not (the warehouse refused the SQL, the notebook left no credit_amount).
+    transient = True
+
 
 class _Redact(logging.Filter):
     """Replaces secrets in log records: papermill streams every cell's output into the task log."""
@@ -220,6 +225,8 @@ def _redacted(logger: logging.Logger, secrets: list[str]) -> Iterator[None]:
 class NotebookRejected(NotebookResultError):
     """The executed notebook must not be used (e.g. it leaked a secret); retrying will not help."""
 
+    transient = False
+
 
 class ParametersCellMissing(ValueError):
     """No cell to inject the parameters after: the notebook would overwrite them with its own."""
@@ -227,6 +234,8 @@ class ParametersCellMissing(ValueError):
 
 class CreditAmountMissing(NotebookResultError):
     """The notebook ran to the end without setting ``credit_amount``: running it again will not help."""
+
+    transient = False
 
 
 @dataclass(frozen=True)
@@ -318,9 +327,12 @@ def read_result(output_nb: str) -> NotebookResult:
                 result = data[RESULT_MIME]
             if CONTEXT_MIME in data:
                 context = data[CONTEXT_MIME]
-    error = first_error(nb)
-    if error:
-        raise NotebookResultError(f"the notebook failed in {error}")
+    failure = first_failure(nb)
+    if failure:
+        where, explanation = failure
+        error = NotebookResultError(f"the notebook failed in {where}: {explanation.text}")
+        error.transient = explanation.transient
+        raise error
     if result is None:
         raise NotebookResultError("the notebook did not reach CreditBot's read-out cell")
     if not result.get("has_credit_amount"):
@@ -339,7 +351,15 @@ _ADDED_CELL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 
 def first_error(nb: Any) -> str | None:
     """``cell 7: AttributeError: 'NoneType' object …`` for the first cell that raised, numbered as
-    in the notebook as written (1 = its first cell; cells papermill added are not counted)."""
+    in the notebook as written (1 = its first cell; cells papermill added are not counted); a
+    warehouse failure in words (``cell 17: the warehouse ran out of resources running the query
+    `true_cost` …``, see :mod:`credit_bot.notebook_errors`)."""
+    failure = first_failure(nb)
+    return f"{failure[0]}: {failure[1].text}" if failure else None
+
+
+def first_failure(nb: Any) -> tuple[str, Explanation] | None:
+    """Where the first failing cell is (``cell 7``) and what its error means."""
     number = 0
     for cell in nb.cells:
         tags = set(cell.get("metadata", {}).get("tags", []))
@@ -348,9 +368,10 @@ def first_error(nb: Any) -> str | None:
         number += 1
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                lines = str(output.get("evalue") or "").strip().splitlines()
                 where = "CreditBot's read-out cell" if READOUT_TAG in tags else f"cell {number}"
-                return f"{where}: {output.get('ename')}: {lines[0][:300] if lines else ''}".rstrip(": ")
+                source = cell.get("source") or ""
+                source = "".join(source) if isinstance(source, list) else source
+                return where, explain(str(output.get("ename") or ""), str(output.get("evalue") or ""), source)
     return None
 
 
@@ -467,8 +488,11 @@ class CreditNotebookOperator(BaseOperator):
             try:
                 # The sentinel tells Airflow's ExecutorSafeguard this nested execute() is deliberate.
                 papermill.execute(context, PapermillOperator__sentinel=ExecutorSafeguard.sentinel_value)
-            except PapermillExecutionError:
+            except PapermillExecutionError as exc:
                 self._log_failing_cell(input_nb, output_nb)
+                explanation = explain(exc.ename, exc.evalue, "")
+                if not explanation.transient:  # the warehouse refused the SQL: the same SQL fails again
+                    raise AirflowFailException(f"the notebook failed: {explanation.text}") from exc
                 raise
             finally:
                 self._scrub(output_nb, secrets)

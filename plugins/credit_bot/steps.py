@@ -454,13 +454,7 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
     Returns ``{"action": "answer"|"ask_link"|"ignore"|"escalate"|"retry", ...}``; no side effects.
     """
     from credit_bot.money import InvalidAmount
-    from credit_bot.notebooks import (
-        CreditAmountMissing,
-        NotebookRejected,
-        NotebookResultError,
-        read_result,
-        validate_credit,
-    )
+    from credit_bot.notebooks import NotebookResultError, read_result, validate_credit
 
     if resolved is None:
         return {"action": "retry", "error": "resolving the Looker links failed (Looker unavailable?)"}
@@ -482,9 +476,7 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
         except (NotebookResultError, InvalidAmount) as exc:
             # A notebook that did not finish may next time; an invalid amount, a missing one or a
             # rejected notebook will not.
-            transient = isinstance(exc, NotebookResultError) and not isinstance(
-                exc, NotebookRejected | CreditAmountMissing
-            )
+            transient = isinstance(exc, NotebookResultError) and exc.transient
             return {
                 "action": "retry" if transient else "escalate",
                 "error": f"notebook for {job['link']}: {exc}",
