@@ -32,8 +32,9 @@ def _query_error(cls: type[Exception], name: str, kind: str, message: str) -> tu
                 "Query exhausted resources at this scale factor",
             ),
             True,
-            "the warehouse ran out of resources running the query `true_cost` (Presto EXCEEDED_GLOBAL_MEMORY_LIMIT: "
-            "Query exhausted resources at this scale factor); usually temporary",
+            "the warehouse ran out of resources running the query `true_cost` (Presto "
+            "EXCEEDED_GLOBAL_MEMORY_LIMIT: Query exhausted resources at this scale factor); "
+            "usually temporary",
             id="presto-exhausted-resources",
         ),
         pytest.param(
