@@ -53,8 +53,10 @@ $(AIRFLOW_HOME)/.migrated: $(STAMP)
 	@$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/migrate.log; exit 1)
 	@touch $@
 
+# NOTEBOOK=path runs that notebook (checked, then ported on a copy in output/ported) instead of the
+# reference one, through the Presto sandbox unless WAREHOUSE says otherwise; WAREHOUSE=trino|presto.
 demo: install
-	@$(BIN)/python -m harness.demo
+	@NOTEBOOK="$(NOTEBOOK)" WAREHOUSE="$(WAREHOUSE)" $(BIN)/python -m harness.demo
 
 # The Airflow UI on the demo's Airflow home (.airflow, after `make demo`): its runs, task logs, the
 # CreditBot requests page and executed notebooks. Simple auth manager, user admin; its password is

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -46,14 +47,22 @@ def _demo(console: TextIO) -> int:
     os.environ.setdefault("CREDIT_BOT_RETRY_DELAY_SECONDS", "2")
     demo = json.loads(DEMO_REQUESTS.read_text())
     output_dir = OUTPUT / "notebooks"
-    say("[1/5] starting the Slack/Looker sandbox and the sample warehouse …")
+    # NOTEBOOK=path (make demo NOTEBOOK=../shared/team/verify_credit_recommendation.ipynb): the demo runs
+    # that notebook instead of the reference one, after saying what it would need to change.
+    notebook = os.environ.get("NOTEBOOK")
+    products = _bring_your_own(Path(notebook), say) if notebook else None
     # WAREHOUSE=trino or presto (make demo WAREHOUSE=presto): the notebook then queries the sample
-    # warehouse through that protocol and its real client, over HTTPS with basic auth.
-    with local_stack(output_dir, warehouse_protocol=os.environ.get("WAREHOUSE") or "duckdb") as stack:
+    # warehouse through that protocol and its real client, over HTTPS with basic auth. A notebook of
+    # one's own speaks its warehouse's dialect (the team's: Presto), so it gets Presto unless told.
+    protocol = os.environ.get("WAREHOUSE") or ("presto" if notebook else "duckdb")
+    say("[1/5] starting the Slack/Looker sandbox and the sample warehouse …")
+    with local_stack(output_dir, warehouse_protocol=protocol) as stack:
+        if products:
+            stack.use_settings(products=products)
         sandbox = stack.sandbox
         warehouse = f"{stack.warehouse.relative_to(PROJECT_ROOT)}"
         if stack.warehouse_server:
-            warehouse += f" behind {os.environ['WAREHOUSE']} at {stack.warehouse_server.url}"
+            warehouse += f" behind {protocol} at {stack.warehouse_server.url}"
         say(f"      sandbox at {sandbox.url}, warehouse {warehouse}")
         posted = []
         for item in demo["requests"]:
@@ -109,6 +118,25 @@ def _demo(console: TextIO) -> int:
         )
     recorded = all(str(r.get_task_instance("record_ledger").state) == "success" for r in (first, second))
     return 0 if expected_replies and recorded else 1
+
+
+def _bring_your_own(notebook: Path, say: Callable[[str], None]) -> list[dict[str, str]]:
+    """Check ``notebook`` as it is, port it (README's edits, made on a copy in the demo's output
+    folder) and check the copy; the settings' ``products`` that route Verify links to the copy."""
+    from credit_bot import notebook_check
+    from harness.team_notebook import port
+
+    if not notebook.is_file():
+        raise FileNotFoundError(f"NOTEBOOK={notebook}: no such file")
+    say(f"[0/5] make check-notebook NOTEBOOK={notebook} — what it needs to change:")
+    say("      " + notebook_check.report(notebook, notebook_check.check(notebook)).replace("\n", "\n      "))
+    ported = port(notebook, OUTPUT / "ported" / notebook.name)
+    findings = notebook_check.check(ported)
+    say(f"      the demo made those edits on a copy ({ported}), which checks as:")
+    say("      " + notebook_check.report(ported, findings).replace("\n", "\n      "))
+    if any(f.blocker for f in findings):
+        raise RuntimeError(f"{ported} still has blockers after README's edits; see above")
+    return [{"name": "verify", "pattern": "authy", "notebook": str(ported)}]
 
 
 if __name__ == "__main__":
