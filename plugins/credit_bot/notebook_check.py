@@ -3,11 +3,18 @@
 ``python -m credit_bot.notebook_check PATH`` (``make check-notebook NOTEBOOK=PATH``) reads the
 notebook's cells with :mod:`ast` — no kernel is started — and prints numbered findings, each with
 its cell number (1 = the first cell, markdown cells included, as Jupyter shows them) and the fix.
-Blockers (the bot cannot run it, or must not) make it exit 1; warnings are things CreditBot copes
-with. The quick part, :func:`quick_findings`, needs no import resolution: ``fetch_requests`` runs it
-for every configured product notebook and fails the run on its blockers, once, instead of once per
-request after a kernel start. :func:`parameters_cell` is also how the notebook operator finds an
-untagged parameters cell to tag.
+
+Every finding is either *certain* — read from what the code does (``os.chdir(...)``, ``import dotenv``,
+an import the kernel cannot resolve, ``looker`` overwritten) — or *heuristic* — a guess from a value's
+shape (a string that looks like a credential, an absolute path). Only certain findings can be
+blockers (the bot cannot run the notebook, or must not): they make the command exit 1 and stop
+production runs. A heuristic finding is always a warning, printed ``[warning, heuristic]`` for a
+person to judge: a false alarm must never stop the bot. Other warnings are things CreditBot copes with.
+
+The quick part, :func:`quick_findings`, needs no import resolution: ``fetch_requests`` runs it for
+every configured product notebook and fails the run on its blockers, once, instead of once per
+request after a kernel start (and logs the warnings). :func:`parameters_cell` is also how the
+notebook operator finds an untagged parameters cell to tag.
 """
 
 from __future__ import annotations
@@ -59,7 +66,12 @@ class NotebookUnreadable(ValueError):
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: where it is (1-based cell and line), what it is, and what to do about it."""
+    """One problem: where it is (1-based cell and line), what it is, and what to do about it.
+
+    ``blocker``: CreditBot cannot run the notebook, or must not (exit 1, production runs stop).
+    ``certain``: read from what the code does; ``False`` for a guess from a value's shape, which is
+    never a blocker (a false alarm must not stop the bot).
+    """
 
     code: str
     blocker: bool
@@ -67,6 +79,18 @@ class Finding:
     line: int | None
     problem: str
     fix: str
+    certain: bool = True
+
+    def __post_init__(self) -> None:
+        if self.blocker and not self.certain:
+            raise ValueError(f"{self.code}: a heuristic finding cannot be a blocker")
+
+    @property
+    def kind(self) -> str:
+        """``BLOCKER``, ``warning`` or ``warning, heuristic``, as the report labels it."""
+        if self.blocker:
+            return "BLOCKER"
+        return "warning" if self.certain else "warning, heuristic"
 
     @property
     def where(self) -> str:
@@ -178,6 +202,74 @@ def _stores(node: ast.AST, name: str) -> bool:
     return isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
 
 
+def _reads(node: ast.AST | None, name: str) -> bool:
+    return node is not None and any(
+        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(node)
+    )
+
+
+def _binds(target: ast.AST | None, name: str) -> bool:
+    return target is not None and any(_stores(n, name) for n in ast.walk(target))
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def bindings(tree: ast.AST | None, name: str) -> Iterator[tuple[ast.AST, bool]]:
+    """Every statement or expression that binds ``name`` at the notebook's top level, as ``(node, derived)``.
+
+    ``derived``: the new value reads ``name`` itself — ``looker = looker.split(marker)[0]``,
+    ``looker = looker.replace(a, b)``, ``looker += …`` — so it transforms what the bot passed instead of
+    replacing it. A name bound inside a function, class, lambda or comprehension is that scope's own
+    (unless the function declares it ``global``), so it binds nothing here.
+    """
+    if tree is None:
+        return
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, _SCOPES) and node is not tree:
+            if not isinstance(node, ast.Lambda) and node.name == name:
+                yield node, False  # `def looker(): …` replaces it too
+            if not (
+                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                and any(isinstance(n, ast.Global) and name in n.names for n in ast.walk(node))
+            ):
+                continue
+        derived = _binding(node, name)
+        if derived is not None:
+            yield node, derived
+        if isinstance(node, ast.comprehension):
+            pending.extend([node.iter, *node.ifs])  # its target is the comprehension's own
+            continue
+        pending.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+def _binding(node: ast.AST, name: str) -> bool | None:
+    """Whether ``node`` binds ``name`` from a value that reads it (see :func:`bindings`); None: no binding."""
+    value: ast.AST | None
+    if isinstance(node, ast.Assign):
+        targets, value = node.targets, node.value
+    elif isinstance(node, ast.AnnAssign | ast.NamedExpr):
+        targets, value = [node.target], node.value  # `looker: str` alone (value None) binds nothing
+        if value is None:
+            return None
+    elif isinstance(node, ast.AugAssign):
+        return True if _binds(node.target, name) else None  # `looker += …` reads looker before it writes
+    elif isinstance(node, ast.For | ast.AsyncFor):
+        targets, value = [node.target], node.iter
+    elif isinstance(node, ast.With | ast.AsyncWith):
+        targets, value = [item.optional_vars for item in node.items if item.optional_vars], None
+    elif isinstance(node, ast.Import | ast.ImportFrom):
+        bound = {alias.asname or alias.name.split(".")[0] for alias in node.names}
+        return False if name in bound else None
+    elif isinstance(node, ast.ExceptHandler):
+        return False if node.name == name else None
+    else:
+        return None
+    return _reads(value, name) if any(_binds(t, name) for t in targets) else None
+
+
 def _call_name(node: ast.Call) -> str:
     func = node.func
     if isinstance(func, ast.Attribute):
@@ -227,25 +319,43 @@ def _structure_findings(cells: list[Cell], names: Sequence[str]) -> list[Finding
             )
     found = _parameters_index(cells, names)
     name = names[0]
-    assigned = [c for c, n in _walk(cells) if _stores(n, name)]
+    # A cell that derives the SQL from `looker` is no candidate for the parameters cell.
+    assigned = [c for c in cells for _, derived in bindings(c.tree, name) if not derived]
     read = any(
         isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for _, n in _walk(cells)
     )
     if found is None:
-        mixed = sorted({c.number for c in assigned})
-        where = (
-            f"cell {mixed[0]} sets {name} but also does other things" if mixed else f"no cell declares {name}"
+        first = assigned[0] if assigned else None
+        # Where the cell's own value is set, and whether the cell goes on to use it (the earlier team
+        # file: a literal Looker SQL, then the query): tagging that cell would come too late.
+        own = min((n.lineno for n, d in bindings(first.tree, name) if not d), default=0) if first else 0
+        used_after = first is not None and any(
+            isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) and n.lineno > own
+            for n in ast.walk(first.tree or ast.Module(body=[]))
         )
+        if first is None:
+            where, fix = f"no cell declares {name}", ""
+        elif used_after:
+            where = (
+                f"cell {first.number} assigns its own value to {name} (line {own}) and then uses it, so the "
+                "SQL would run before the bot's could be injected"
+            )
+            fix = f"delete that assignment from cell {first.number}, and "
+        else:
+            where = f"cell {first.number} sets {name} but also does other things"
+            fix = f"tag cell {first.number} `parameters`, or "
         findings.append(
             Finding(
                 "parameters-missing",
                 True,
-                mixed[0] if mixed else None,
-                None,
+                first.number if first else None,
+                own if used_after else None,
                 f"no cell is tagged `parameters` and {where}: papermill would put the SQL at the top, "
                 f"where the notebook's own {name} wins. CreditBot cannot cope with this one",
-                (f"tag cell {mixed[0]} `parameters`, or " if mixed else "")
-                + f'put `{name} = ""` alone in a code cell near the top and {TAG_HINT}',
+                fix
+                + f'put `{name} = ""` alone in a code cell '
+                + (f"above cell {first.number}" if used_after and first else "near the top")
+                + f" and {TAG_HINT}",
             )
         )
     else:
@@ -276,19 +386,21 @@ def _structure_findings(cells: list[Cell], names: Sequence[str]) -> list[Finding
                 )
             )
         for cell in cells[index + 1 :]:
-            for node in ast.walk(cell.tree or ast.Module(body=[])):
-                if _stores(node, name):
-                    findings.append(
-                        Finding(
-                            "looker-overwritten",
-                            True,
-                            cell.number,
-                            getattr(node, "lineno", None),
-                            f"{name} is assigned again after the parameters cell, so the SQL the bot passes "
-                            "is overwritten",
-                            f"remove this assignment; read {name} only",
-                        )
+            for node, derived in bindings(cell.tree, name):
+                if derived:
+                    continue  # the notebook's own rewrite of the bot's SQL (e.g. cut at a marker)
+                findings.append(
+                    Finding(
+                        "looker-overwritten",
+                        True,
+                        cell.number,
+                        getattr(node, "lineno", None),
+                        f"{name} is assigned a value that does not come from {name} after the parameters "
+                        "cell, so the SQL the bot passes is overwritten (rewriting it from itself, e.g. "
+                        f"`{name} = {name}.split(marker)[0]`, is fine)",
+                        f"remove this assignment; derive any new SQL from {name}",
                     )
+                )
     if not read:
         findings.append(
             Finding(
@@ -319,18 +431,24 @@ def _environment_findings(cells: list[Cell]) -> list[Finding]:
     """Working directory, local paths, ``.env`` reads and credentials written into the code."""
     findings: dict[tuple[str, int, int | None], Finding] = {}
 
-    def add(code: str, blocker: bool, cell: Cell, node: ast.AST, problem: str, fix: str) -> None:
+    def add(
+        code: str, blocker: bool, cell: Cell, node: ast.AST, problem: str, fix: str, certain: bool = True
+    ) -> None:
         key = (code, cell.number, getattr(node, "lineno", None))
-        findings.setdefault(key, Finding(code, blocker, cell.number, key[2], problem, fix))
+        if key not in findings or (certain and not findings[key].certain):  # what the code does wins
+            findings[key] = Finding(code, blocker, cell.number, key[2], problem, fix, certain)
 
     def secret(cell: Cell, node: ast.AST, what: str) -> None:
+        # A guess from a name or a shape ("fake-pw" in a test looks the same): never a blocker.
         add(
             "credential",
-            True,
+            False,
             cell,
             node,
-            f"a string literal {what} looks like a credential (its value is not shown here)",
-            f"delete it (and rotate it if it is real); read credentials through {CONNECT_HINT}",
+            f"a string literal {what} looks like a credential (its value is not shown here); "
+            "if it is one, CreditBot must not run this notebook",
+            f"if it is a credential, delete it (and rotate it); read credentials through {CONNECT_HINT}",
+            certain=False,
         )
 
     handled: set[int] = set()
@@ -396,23 +514,27 @@ def _environment_findings(cells: list[Cell]) -> list[Finding]:
             value = node.value
             if _SECRET_VALUE.search(value):
                 secret(cell, node, "in the code")
+            # Below: guesses from a string's shape (it may be a message, a pattern, a URL part).
             elif Path(value.strip()).name == ".env" and "\n" not in value:
                 add(
                     "dotenv",
-                    True,
+                    False,
                     cell,
                     node,
-                    "the notebook reads a .env file; workers have none",
-                    f"delete it and connect with {CONNECT_HINT}",
+                    "a string names a .env file; if the notebook reads it, it fails: workers have none",
+                    f"read no .env file; connect with {CONNECT_HINT}",
+                    certain=False,
                 )
             elif "\n" not in value and _PERSONAL_PATH.match(value):
                 add(
                     "absolute-path",
-                    True,
+                    False,
                     cell,
                     node,
-                    "a path in someone's home folder; it does not exist on the Airflow workers",
+                    "a path in someone's home folder; if the notebook opens it, it fails: that folder "
+                    "does not exist on the Airflow workers",
                     "remove it: the notebook should read only the warehouse (and files CreditBot ships)",
+                    certain=False,
                 )
             elif "\n" not in value and _ABSOLUTE_PATH.match(value):
                 add(
@@ -420,10 +542,96 @@ def _environment_findings(cells: list[Cell]) -> list[Finding]:
                     False,
                     cell,
                     node,
-                    "an absolute path: it must exist on every Airflow worker",
+                    "an absolute path: if the notebook opens it, it must exist on every Airflow worker",
                     "make sure the workers have it, or remove it",
+                    certain=False,
                 )
     return list(findings.values())
+
+
+def _money_text(node: ast.AST) -> bool:
+    """``f"${x:,.2f}"``, ``"${:,.2f}".format(x)``, ``"$%.2f" % x``, ``"$" + …``: a number made dollar text."""
+    if isinstance(node, ast.JoinedStr):
+        return any(isinstance(v, ast.FormattedValue) for v in node.values) and any(
+            isinstance(v, ast.Constant) and "$" in str(v.value) for v in node.values
+        )
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return _money_text(node.func.value)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod | ast.Add):
+        return _money_text(node.left) or (isinstance(node.op, ast.Add) and _money_text(node.right))
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and "$" in node.value
+
+
+def _formats_as_money(value: ast.AST) -> bool:
+    """``column.map(lambda x: f"${x:,.2f}")`` / ``.apply(…)`` / ``.map("${:,.2f}".format)`` / ``"$" + …``."""
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
+        return _money_text(value.left) or _money_text(value.right)
+    if not (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in {"map", "apply", "applymap", "transform"}
+        and value.args
+    ):
+        return False
+    function = value.args[0]
+    if isinstance(function, ast.Lambda):
+        return _money_text(function.body)
+    return isinstance(function, ast.Attribute) and function.attr == "format" and _money_text(function.value)
+
+
+def _result_findings(cells: list[Cell]) -> list[Finding]:
+    """``credit_amount`` summed from a column already formatted as dollar text (the team's notebook).
+
+    pandas ``sum()`` of strings concatenates them, so the notebook's value is ``'$4,948.80$nan$nan'``.
+    CreditBot reads that shape (:func:`credit_bot.money.read_parts`); the fix makes it a number.
+    """
+    formatted: dict[str, tuple[Cell, int]] = {}  # ast.unparse of the column → where it became text
+    findings = []
+    for cell in cells:
+        if cell.tree is None:
+            continue
+        assignments = sorted(
+            (n for n in ast.walk(cell.tree) if isinstance(n, ast.Assign) and len(n.targets) == 1),
+            key=lambda n: (n.lineno, n.col_offset),
+        )
+        for node in assignments:
+            target = node.targets[0]
+            if _stores(target, RESULT_NAME):
+                value = node.value
+                summed = (
+                    ast.unparse(value.func.value)
+                    if isinstance(value, ast.Call)
+                    and isinstance(value.func, ast.Attribute)
+                    and value.func.attr == "sum"
+                    else None
+                )
+                if summed in formatted:
+                    where, line = formatted[summed]
+                    numeric = f"{RESULT_NAME} = {summed}.map(lambda x: round(float(x), 2)).sum(min_count=1)"
+                    findings.append(
+                        Finding(
+                            "credit-amount-text",
+                            False,
+                            cell.number,
+                            node.lineno,
+                            f"`{RESULT_NAME}` sums `{summed}`, which cell {where.number}, line {line} made "
+                            "dollar text, so pandas concatenates the strings: the value is a `str` such as "
+                            "'$4,948.80$nan$nan'. CreditBot copes: it reads a string of $-amounts as the sum "
+                            "of its parts, a `$nan` part counting 0 (every part `$nan`, or a `$inf`, has no "
+                            "basis and is escalated)",
+                            f"to make the notebook's own value that number, delete this line and put "
+                            f"`{numeric}` just above cell {where.number}, line {line} (each part rounded "
+                            "to cents as displayed, nan parts skipped, all nan stays nan)",
+                        )
+                    )
+                continue
+            if isinstance(target, ast.Subscript | ast.Attribute | ast.Name):
+                key = ast.unparse(target)
+                if _formats_as_money(node.value):
+                    formatted[key] = (cell, node.lineno)
+                else:
+                    formatted.pop(key, None)  # the column is numbers again
+    return findings
 
 
 def _kernel_findings(nb: dict[str, Any], kernel_name: str) -> list[Finding]:
@@ -467,7 +675,9 @@ def quick_findings(path: str | Path, kernel_name: str = "python3") -> list[Findi
     """Every check that needs no import resolution (cheap: what fetch_requests runs)."""
     nb = read_notebook(path)
     cells = cells_of(nb)
-    findings = _structure_findings(cells, PARAMETER_NAMES) + _environment_findings(cells)
+    findings = (
+        _structure_findings(cells, PARAMETER_NAMES) + _environment_findings(cells) + _result_findings(cells)
+    )
     findings += _kernel_findings(nb, kernel_name)
     return sorted(findings, key=lambda f: (f.cell or 0, f.line or 0, not f.blocker))
 
@@ -611,23 +821,27 @@ def report(path: str | Path, findings: list[Finding]) -> str:
     """The numbered findings as ``make check-notebook`` prints them."""
     lines = [f"Checking {path} for CreditBot"]
     for number, finding in enumerate(findings, start=1):
-        kind = "BLOCKER" if finding.blocker else "warning"
-        lines.append(f"{number}. [{kind}] {finding.where}: {finding.problem}.")
+        lines.append(f"{number}. [{finding.kind}] {finding.where}: {finding.problem}.")
         lines.append(f"   Fix: {finding.fix}.")
     blockers = sum(f.blocker for f in findings)
+    guesses = sum(not f.certain for f in findings)
+    warnings = f"{len(findings) - blockers} warning(s)"
+    if guesses:
+        warnings += f" ({guesses} heuristic: judge them)"
     if not findings:
         lines.append("No findings: CreditBot can run this notebook.")
     elif blockers:
-        lines.append(f"{blockers} blocker(s), {len(findings) - blockers} warning(s): fix the blockers first.")
+        lines.append(f"{blockers} blocker(s), {warnings}: fix the blockers first.")
     else:
-        lines.append(f"{len(findings)} warning(s), no blockers: CreditBot can run this notebook.")
+        lines.append(f"{warnings}, no blockers: CreditBot can run this notebook.")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m credit_bot.notebook_check",
-        description="Check a notebook against CreditBot's contract without running it. Exit 1 on blockers.",
+        description="Check a notebook against CreditBot's contract without running it. Exit 1 on blockers "
+        "(certain problems only: a heuristic finding, such as a credential-looking string, is a warning).",
     )
     parser.add_argument("notebook", help="path of the .ipynb file")
     parser.add_argument(

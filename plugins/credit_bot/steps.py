@@ -93,7 +93,11 @@ def _load_settings(params: dict[str, Any]) -> dict[str, Any]:
 
 def _require_runnable(product: str, path: str, kernel_name: str) -> None:
     """The quick part of the notebook check: a notebook that cannot run fails the run here, once,
-    instead of once per request after a kernel start."""
+    instead of once per request after a kernel start.
+
+    Only certain findings stop the run. A heuristic one (a string that looks like a credential, an
+    absolute path) is logged as a warning for a person to judge: a false alarm must not stop the bot.
+    """
     from credit_bot import notebook_check
 
     try:
@@ -101,9 +105,11 @@ def _require_runnable(product: str, path: str, kernel_name: str) -> None:
     except notebook_check.NotebookUnreadable as exc:
         raise SettingsError(f"product {product!r}: {exc}") from None
     for finding in findings:
-        if not finding.blocker:
+        if not finding.certain:
+            log.warning("notebook %s, heuristic, not stopping the run: %s", path, finding.one_line())
+        elif not finding.blocker:
             log.info("notebook %s, %s", path, finding.one_line())
-    blockers = [f.one_line() for f in findings if f.blocker]
+    blockers = [f.one_line() for f in findings if f.blocker and f.certain]
     if blockers:
         raise SettingsError(
             f"product {product!r}: notebook {path} cannot run under CreditBot: {'; '.join(blockers)} "
