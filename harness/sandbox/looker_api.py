@@ -1,9 +1,12 @@
-"""Emulated Looker API 4.0: login/logout with expiring tokens, Looks, queries (run as SQL too), dashboards."""
+"""Emulated Looker API 4.0: login/logout with expiring tokens, Looks, queries (created, and run as SQL too),
+SQL Runner queries, dashboards with their filters and each tile's listeners."""
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
+import json
 import math
 import re
 import secrets
@@ -15,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from harness.sandbox.faults import Fault
+from harness.sandbox.looker_sql import UnknownField, generate_sql
 from harness.sandbox.scenario import LookerScenario
 from harness.sandbox.wire import Reply, bearer_token
 
@@ -50,6 +54,26 @@ def looker_error(
 
 NOT_FOUND_MESSAGE = "Not found"
 UNAUTHORIZED_MESSAGE = "Requires authentication."
+# Ids of queries created through the API start here, well apart from the scenarios' ids.
+FIRST_CREATED_QUERY_ID = 90001
+# What makes two queries the same query (create_query returns the existing one then).
+_QUERY_IDENTITY = (
+    "model",
+    "view",
+    "fields",
+    "pivots",
+    "fill_fields",
+    "filters",
+    "filter_expression",
+    "sorts",
+    "limit",
+    "column_limit",
+    "total",
+    "row_total",
+    "subtotals",
+    "dynamic_fields",
+    "query_timezone",
+)
 
 
 @dataclass(frozen=True)
@@ -65,12 +89,16 @@ class Route:
 
 
 class LookerFailure(Exception):
-    """An endpoint's error answer; ``LookerApi.handle`` turns it into Looker's error body for the route."""
+    """An endpoint's error answer; ``LookerApi.handle`` turns it into Looker's error body for the route.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``errors`` (field, code, message) make it a 422 ``ValidationError`` body.
+    """
+
+    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.errors = errors
 
 
 class LookerApi:
@@ -84,6 +112,9 @@ class LookerApi:
         self._slugs = {str(q["slug"]): q for q in scenario.queries if q.get("slug")}
         self._looks = {str(look["id"]): look for look in scenario.looks}
         self._dashboards = {str(d["id"]): d for d in scenario.dashboards}
+        self._sql_queries = {str(q["slug"]): q for q in scenario.sql_queries}
+        self._next_query_id = itertools.count(FIRST_CREATED_QUERY_ID)
+        self._client_ids: dict[str, str] = {}  # client_id -> query id
         # (verb, pattern, call-log name, spec path, handler, needs auth)
         self._routes: list[tuple[str, re.Pattern[str], str, str, Handler, bool]] = [
             ("POST", re.compile(r"/login"), "POST /login", "/login", self._login, False),
@@ -112,6 +143,15 @@ class LookerApi:
                 "GET /queries/slug/{slug}",
                 "/queries/slug/{slug}",
                 self._query_for_slug,
+                True,
+            ),
+            ("POST", re.compile(r"/queries"), "POST /queries", "/queries", self._create_query, True),
+            (
+                "GET",
+                re.compile(r"/sql_queries/(?P<slug>[^/]+)"),
+                "GET /sql_queries/{slug}",
+                "/sql_queries/{slug}",
+                self._sql_query,
                 True,
             ),
             (
@@ -179,6 +219,11 @@ class LookerApi:
                 raise LookerFailure(401, UNAUTHORIZED_MESSAGE)
             return route.handler(route.args, params, token)
         except LookerFailure as failure:
+            if failure.errors is not None:
+                doc = documentation_url(failure.status, route.verb, route.spec_path)
+                errors = [{**e, "documentation_url": doc} for e in failure.errors]
+                body = {"message": failure.message, "errors": errors, "documentation_url": doc}
+                return Reply.json(body, status=failure.status)
             return looker_error(failure.status, failure.message, route.verb, route.spec_path)
 
     @staticmethod
@@ -274,6 +319,60 @@ class LookerApi:
     def _run_query(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
         return self._run(self._found(self._queries.get(args["id"])), args["format"])
 
+    def _create_query(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        """Looker's create_query: an existing identical query comes back as is; otherwise a new one
+        whose SQL is generated from the body, so it reflects its filters."""
+        missing = [name for name in ("model", "view") if not params.get(name)]
+        if missing:
+            errors = [
+                {"field": name, "code": "missing", "message": "This field is required."} for name in missing
+            ]
+            raise LookerFailure(422, "Validation Failed", errors)
+        # Read-only fields (id, slug, url, can, …) are Looker's to set: ignored, as Looker does.
+        body = {name: params.get(name) for name in _QUERY_IDENTITY if params.get(name) is not None}
+        client_id = params.get("client_id")
+        with self._lock:
+            for query in self._queries.values():
+                if _identity(query) == _identity(body):
+                    if client_id and self._client_ids.setdefault(str(client_id), query["id"]) != query["id"]:
+                        raise LookerFailure(409, f"client_id {client_id} is already taken")
+                    return Reply.json(self._render_query(query))
+            if client_id and str(client_id) in self._client_ids:
+                raise LookerFailure(409, f"client_id {client_id} is already taken")
+            try:
+                sql = generate_sql(body)
+            except UnknownField as exc:
+                raise LookerFailure(
+                    422, "Validation Failed", [{"field": "fields", "code": "invalid", "message": str(exc)}]
+                ) from None
+            query_id = str(next(self._next_query_id))
+            query = {**body, "id": query_id, "slug": f"sbx{query_id}", "sql": sql, "rows": []}
+            if client_id:
+                query["client_id"] = str(client_id)
+                self._client_ids[str(client_id)] = query_id
+            self._queries[query_id] = query
+            self._slugs[query["slug"]] = query
+        return Reply.json(self._render_query(query))
+
+    def _sql_query(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
+        query = self._found(self._sql_queries.get(args["slug"]))
+        return Reply.json(
+            {
+                "can": {"run": True, "download": True},
+                "slug": str(query["slug"]),
+                "last_runtime": None,
+                "run_count": 0,
+                "browser_limit": 500,
+                "sql": str(query["sql"]),
+                "last_run_at": None,
+                "model_name": query.get("model_name"),
+                "explore_url": None,
+                "plaintext": False,
+                "vis_config": None,
+                "result_maker_id": None,
+            }
+        )
+
     def _dashboard(self, args: dict[str, str], params: dict[str, Any], token: str | None) -> Reply:
         dashboard = self._dashboards.get(args["id"])
         if dashboard is None:
@@ -339,9 +438,12 @@ class LookerApi:
             "filters": query.get("filters"),
             "filter_expression": query.get("filter_expression"),
             "sorts": query.get("sorts", []),
-            "limit": str(query.get("limit", 500)),
+            "limit": str(query.get("limit") or 500),
             "total": False,
             "dynamic_fields": query.get("dynamic_fields"),
+            "fill_fields": query.get("fill_fields"),
+            "query_timezone": query.get("query_timezone"),
+            "client_id": query.get("client_id"),
             "url": f"{explore}?qid={slug}" if slug else explore,
             "share_url": f"{self.scenario.web_url}/x/{slug}" if slug else None,
             "expanded_share_url": f"{self.scenario.web_url}{explore}?qid={slug}" if slug else None,
@@ -392,6 +494,18 @@ class LookerApi:
                 element["look_id"] = str(look["id"])
                 element["look"] = self._render_look(look)
                 query = self._queries[str(look["query_id"])]
+            # Which dashboard filter sets which field of this tile's query.
+            filterables = [
+                {
+                    "model": query.get("model") if query else None,
+                    "view": query.get("view") if query else None,
+                    "name": spec.get("title"),
+                    "listen": [
+                        {"dashboard_filter_name": str(listen["filter"]), "field": str(listen["field"])}
+                        for listen in spec.get("listen", [])
+                    ],
+                }
+            ]
             if query is not None:
                 # Looker also describes every data tile through its result maker.
                 element["result_maker_id"] = element["id"]
@@ -401,6 +515,23 @@ class LookerApi:
                     "query": self._render_query(query),
                     "sorts": query.get("sorts", []),
                     "dynamic_fields": query.get("dynamic_fields"),
+                    "filterables": filterables,
+                    "merge_result_id": None,
+                    "total": False,
+                    "vis_config": {},
+                }
+            elif spec.get("merge_result_id") is not None:
+                # A merged-results tile: its result maker names the merge, and there is no query.
+                element["merge_result_id"] = str(spec["merge_result_id"])
+                element["result_maker_id"] = element["id"]
+                element["result_maker"] = {
+                    "id": element["id"],
+                    "merge_result_id": str(spec["merge_result_id"]),
+                    "query_id": None,
+                    "sorts": [],
+                    "dynamic_fields": None,
+                    "filterables": filterables,
+                    "total": False,
                     "vis_config": {},
                 }
             elements.append(element)
@@ -408,7 +539,35 @@ class LookerApi:
             "id": dashboard_id,
             "title": dashboard.get("title", ""),
             "description": dashboard.get("description", ""),
-            "dashboard_filters": [],
+            "dashboard_filters": [
+                {
+                    "can": {},
+                    "id": f"{dashboard_id}{row:02d}",
+                    "dashboard_id": dashboard_id,
+                    "name": str(spec["name"]),
+                    "title": spec.get("title", spec["name"]),
+                    "type": spec.get("type", "field_filter"),
+                    "default_value": spec.get("default_value"),
+                    "model": spec.get("model"),
+                    "explore": spec.get("explore"),
+                    "dimension": spec.get("dimension"),
+                    "field": None,
+                    "row": row,
+                    "listens_to_filters": [],
+                    "allow_multiple_values": True,
+                    "required": False,
+                    "ui_config": None,
+                }
+                for row, spec in enumerate(dashboard.get("filters", []))
+            ],
             "dashboard_elements": elements,
             "url": f"/dashboards/{dashboard_id}",
         }
+
+
+def _identity(query: dict[str, Any]) -> str:
+    """A query's SQL-making parts as canonical JSON (limit as Looker stores it, a string)."""
+    parts = {name: query.get(name) for name in _QUERY_IDENTITY if query.get(name) not in (None, [], {})}
+    if "limit" in parts:
+        parts["limit"] = str(parts["limit"])
+    return json.dumps(parts, sort_keys=True)

@@ -50,9 +50,14 @@ class SlackScenario:
 
 @dataclass
 class LookerScenario:
-    """The emulated Looker instance: API credentials, token lifetime, queries, Looks and dashboards.
+    """The emulated Looker instance: API credentials, token lifetime, queries, Looks, dashboards and
+    SQL Runner queries.
 
-    ``web_url`` is only used to build the share URLs Looker puts into query JSON.
+    ``web_url`` is only used to build the share URLs Looker puts into query JSON. A query gives its
+    SQL as ``sql``, as ``sql_file``, or, with neither, through its ``fields`` and ``filters`` (the
+    SQL Looker generates, ``harness.sandbox.looker_sql``). A dashboard's ``filters`` (``name``,
+    ``dimension``, ``default_value``, …) are set on a tile's fields by its ``listen`` entries
+    (``{"filter": <name>, "field": <field>}``); a tile with ``merge_result_id`` is merged results.
     """
 
     web_url: str = "https://credit-sandbox.cloud.looker.com"
@@ -62,6 +67,7 @@ class LookerScenario:
     queries: list[dict[str, Any]] = field(default_factory=list)
     looks: list[dict[str, Any]] = field(default_factory=list)
     dashboards: list[dict[str, Any]] = field(default_factory=list)
+    sql_queries: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -95,6 +101,11 @@ class Scenario:
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         for query in looker.queries:
             _resolve_sql(query, base)
+            _generate_sql(query)
+        for sql_query in looker.sql_queries:
+            if not sql_query.get("slug"):
+                raise ScenarioError(f"SQL Runner query without slug: {sql_query}")
+            _resolve_sql({"id": sql_query["slug"], **sql_query}, base, into=sql_query)
         _check_looker_refs(looker)
         _check_slack(slack)
         return cls(slack=slack, looker=looker)
@@ -109,20 +120,33 @@ def _build(kind: type, section: dict[str, Any], name: str) -> Any:
     return kind(**section)
 
 
-def _resolve_sql(query: dict[str, Any], base: Path) -> None:
+def _resolve_sql(query: dict[str, Any], base: Path, into: dict[str, Any] | None = None) -> None:
     """Inline a query's ``sql_file`` (relative to the scenario file) as its ``sql``."""
+    target = query if into is None else into
     if "id" not in query:
         raise ScenarioError(f"looker query without id: {query}")
-    sql_file = query.pop("sql_file", None)
+    sql_file = target.pop("sql_file", None)
     if sql_file is None:
         return
-    if query.get("sql"):
+    if target.get("sql"):
         raise ScenarioError(f"looker query {query['id']} has both sql and sql_file")
     sql_path = (base / sql_file).resolve()
     try:
-        query["sql"] = sql_path.read_text(encoding="utf-8")
+        target["sql"] = sql_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"looker query {query['id']}: cannot read sql_file {sql_path}: {exc}") from exc
+
+
+def _generate_sql(query: dict[str, Any]) -> None:
+    """A query with fields and no SQL of its own gets the SQL Looker would generate for it."""
+    from harness.sandbox.looker_sql import UnknownField, generate_sql
+
+    if "sql" in query or not query.get("fields"):
+        return
+    try:
+        query["sql"] = generate_sql(query)
+    except UnknownField as exc:
+        raise ScenarioError(f"looker query {query['id']}: {exc}") from exc
 
 
 def _check_looker_refs(looker: LookerScenario) -> None:
@@ -138,7 +162,13 @@ def _check_looker_refs(looker: LookerScenario) -> None:
     for dashboard in looker.dashboards:
         if "id" not in dashboard:
             raise ScenarioError(f"looker dashboard without id: {dashboard}")
+        names = [f.get("name") for f in dashboard.get("filters", [])]
+        if not all(names) or len(set(names)) != len(names):
+            raise ScenarioError(f"dashboard {dashboard['id']}: every filter needs a name of its own")
         for element in dashboard.get("elements", []):
+            for listen in element.get("listen", []):
+                if listen.get("filter") not in names or not listen.get("field"):
+                    raise ScenarioError(f"dashboard {dashboard['id']} element listens to an unknown filter")
             if element.get("query_id") is not None and str(element["query_id"]) not in query_ids:
                 raise ScenarioError(f"dashboard {dashboard['id']} element refers to unknown query")
             if element.get("look_id") is not None and str(element["look_id"]) not in look_ids:

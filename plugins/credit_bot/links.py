@@ -8,11 +8,12 @@ count; everything else (Zendesk tickets, look-alike hosts) is ignored.
 from __future__ import annotations
 
 import html
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 # A Slack link: "<" then a URL scheme, up to "|" (label follows) or ">". Mentions such as
 # <@U123>, <#C123|name> and <!here> have no scheme and never match.
@@ -29,22 +30,47 @@ class LinkKind(StrEnum):
     """What a Looker URL points at."""
 
     LOOK = "look"
-    EXPLORE = "explore"
+    EXPLORE = "explore"  # an explore with a saved query (qid=…)
+    EXPLORE_URL = "explore_url"  # an expanded explore: the whole query is in the URL
     SHORT = "short"
     DASHBOARD = "dashboard"
+    SQL_RUNNER = "sql_runner"
 
 
 @dataclass(frozen=True)
 class LookerLink:
-    """A Looker URL reduced to what the API needs to find its query."""
+    """A Looker URL reduced to what the API needs to find its query.
+
+    ``params`` are the URL's query-string pairs, decoded, in order: a dashboard's filter values
+    (keyed by the filter's name) or an expanded explore's query. They follow from ``url``, so
+    they do not count when two links are compared.
+    """
 
     url: str
     kind: LinkKind
-    ref: str  # Look id, query slug (explore qid or share link) or dashboard id
+    ref: str  # Look id, query slug (explore qid, share link or SQL Runner), dashboard id, or "model/view"
+    params: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class ExploreQuery:
+    """The query an expanded explore URL describes, in the Looker API's terms (``WriteQuery``)."""
+
+    model: str
+    view: str
+    fields: tuple[str, ...]
+    filters: tuple[tuple[str, str], ...] = ()
+    sorts: tuple[str, ...] = ()
+    limit: str | None = None
+    pivots: tuple[str, ...] = ()
+    fill_fields: tuple[str, ...] = ()
+    dynamic_fields: str | None = None
+    query_timezone: str | None = None
 
 
 class UnsupportedLookerLink(ValueError):
-    """A link on a Looker host that does not name a Look, a saved query or a dashboard."""
+    """A link on a Looker host that does not lead to a query: no Look, saved query, dashboard, SQL Runner
+    query or whole explore query in it."""
 
 
 def normalize_host(host: str) -> str:
@@ -98,20 +124,81 @@ def parse_looker_url(url: str) -> LookerLink:
         if segments[1].isdigit():
             return LookerLink(url, LinkKind.LOOK, segments[1])
         raise UnsupportedLookerLink(f"Look id {segments[1]!r} is not a number in {url}")
+    if len(segments) >= 2 and segments[0] == "x":
+        return LookerLink(url, LinkKind.SHORT, segments[1])
+    if len(segments) >= 2 and segments[0] == "sql":
+        return LookerLink(url, LinkKind.SQL_RUNNER, segments[1])
+    params = tuple(parse_qsl(parts.query, keep_blank_values=True))
     if len(segments) >= 2 and segments[0] == "dashboards":
         if segments[1].isdigit():
-            return LookerLink(url, LinkKind.DASHBOARD, segments[1])
+            return LookerLink(url, LinkKind.DASHBOARD, segments[1], params)
         raise UnsupportedLookerLink(
             f"dashboard {segments[1]!r} is not a numeric dashboard id (LookML dashboards are not supported)"
         )
-    if len(segments) >= 2 and segments[0] == "x":
-        return LookerLink(url, LinkKind.SHORT, segments[1])
     if segments and segments[0] == "explore":
         qid = query.get("qid", [""])[0]
         if qid:
             return LookerLink(url, LinkKind.EXPLORE, qid)
-        raise UnsupportedLookerLink(f"explore link without a saved query (no qid=…): {url}")
-    raise UnsupportedLookerLink(f"not a Look, explore, share or dashboard link: {url}")
+        if "fields" not in query:
+            raise UnsupportedLookerLink(
+                f"explore link without a saved query (no qid=…) and without the fields=… to build one: {url}"
+            )
+        if len(segments) < 3:
+            raise UnsupportedLookerLink(f"explore link without a model and an explore in its path: {url}")
+        return LookerLink(url, LinkKind.EXPLORE_URL, f"{segments[1]}/{segments[2]}", params)
+    raise UnsupportedLookerLink(f"not a Look, explore, share, dashboard or SQL Runner link: {url}")
+
+
+def _listed(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def explore_query(link: LookerLink) -> ExploreQuery:
+    """The query of an expanded explore URL: model and view from the path, the rest from the query
+    string as Looker writes it (``fields=a,b``, ``f[view.field]=value``, ``sorts``, ``limit``,
+    ``pivots``, ``fill_fields``, ``dynamic_fields``, ``query_timezone``).
+
+    Raises :class:`UnsupportedLookerLink` naming what is missing or malformed.
+    """
+    if link.kind is not LinkKind.EXPLORE_URL:
+        raise UnsupportedLookerLink(f"not an expanded explore link: {link.url}")
+    model, _, view = link.ref.partition("/")
+    values: dict[str, str] = {}
+    filters: list[tuple[str, str]] = []
+    for key, value in link.params:
+        if key.startswith("f[") and key.endswith("]"):
+            filters.append((key[2:-1], value))
+        else:
+            values[key] = value
+    fields = _listed(values.get("fields", ""))
+    missing = [
+        name for name, present in (("model", model), ("explore", view), ("fields", fields)) if not present
+    ]
+    if missing:
+        raise UnsupportedLookerLink(f"explore link without {' and '.join(missing)}: {link.url}")
+    limit = values.get("limit") or None
+    if limit is not None and not limit.lstrip("-").isdigit():
+        raise UnsupportedLookerLink(f"explore link with limit={limit!r}, not a number: {link.url}")
+    dynamic_fields = values.get("dynamic_fields") or None
+    if dynamic_fields is not None:
+        try:
+            json.loads(dynamic_fields)
+        except ValueError:
+            raise UnsupportedLookerLink(
+                f"explore link whose dynamic_fields is not JSON: {link.url}"
+            ) from None
+    return ExploreQuery(
+        model=model,
+        view=view,
+        fields=fields,
+        filters=tuple(filters),
+        sorts=_listed(values.get("sorts", "")),
+        limit=limit,
+        pivots=_listed(values.get("pivots", "")),
+        fill_fields=_listed(values.get("fill_fields", "")),
+        dynamic_fields=dynamic_fields,
+        query_timezone=values.get("query_timezone") or None,
+    )
 
 
 def looker_urls(text: str, looker_hosts: list[str]) -> list[str]:

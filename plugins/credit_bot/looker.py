@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from credit_bot.links import LinkKind, LookerLink
+from credit_bot.links import LinkKind, LookerLink, UnsupportedLookerLink, explore_query
 
 if TYPE_CHECKING:
+    from looker_sdk.sdk.api40 import models as models40
     from looker_sdk.sdk.api40.methods import Looker40SDK
 
 # Looker rejects queries past this size anyway; a Look this large is not a fraud-spend query.
@@ -49,14 +50,90 @@ class LookerBadQuery(LookerError):
     """The query exists but its SQL is unusable (empty, or absurdly large)."""
 
 
+class QueryKind:
+    """Where a resolved query came from: the ``kind`` of :meth:`ResolvedQuery.describe`."""
+
+    LOOK = "look"
+    SAVED_QUERY = "saved_query"  # an explore's qid= or a share link's slug
+    DASHBOARD_TILE = "dashboard_tile"
+    EXPLORE_URL = "explore_url"
+    SQL_RUNNER = "sql_runner"
+
+
+class FilterSource:
+    """Where a filter value of a resolved query came from."""
+
+    URL = "url"  # the link's query string (a dashboard filter's value, an explore's f[…])
+    DEFAULT = "default"  # the dashboard filter's default value
+    SAVED = "saved"  # the query as saved in Looker
+
+
+@dataclass(frozen=True)
+class AppliedFilter:
+    """One filter of the query that ran, and where its value came from."""
+
+    field: str
+    value: str
+    source: str  # a FilterSource value
+
+
 @dataclass(frozen=True)
 class ResolvedQuery:
-    """One query behind a link (a dashboard gives one per tile)."""
+    """One query behind a link (a dashboard gives one per tile), and what it is made of."""
 
     link: str
-    query_id: str
+    query_id: str  # the query that ran; for a SQL Runner query its slug
     title: str
     sql: str
+    kind: str = QueryKind.SAVED_QUERY
+    slug: str | None = None
+    based_on: str | None = None  # the saved query a created one was built from
+    filters: tuple[AppliedFilter, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """One line for people: which query ran and where each filter value came from."""
+        if self.kind == QueryKind.SQL_RUNNER:
+            return f"{self.title}: SQL Runner query {self.slug}, its SQL as saved"
+        made = f"query {self.query_id}"
+        if self.based_on and self.based_on != self.query_id:
+            made += f" (built from query {self.based_on})"
+        filters = "; ".join(f"{f.field} = {f.value or '(any)'} [{f.source}]" for f in self.filters)
+        return f"{self.title}: {made}, filters: {filters or 'none'}"
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON that resolve keeps per job (``query``): kind, id or slug, filters, one-line text."""
+        described: dict[str, Any] = {"kind": self.kind, "title": self.title}
+        if self.kind == QueryKind.SQL_RUNNER:
+            described["slug"] = self.slug
+        else:
+            described["id"] = self.query_id
+            if self.based_on and self.based_on != self.query_id:
+                described["based_on"] = self.based_on
+        described["filters"] = [
+            {"field": f.field, "value": f.value, "source": f.source} for f in self.filters
+        ]
+        described["text"] = self.text
+        return described
+
+
+# Parts of a saved query that make its SQL, i.e. everything create_query needs to make the same
+# query again. Read-only fields (id, slug, url, can, …) are Looker's to set, and client_id must
+# be unique per query, so neither is sent.
+_QUERY_BODY = (
+    "fields",
+    "pivots",
+    "fill_fields",
+    "filter_expression",
+    "sorts",
+    "limit",
+    "column_limit",
+    "total",
+    "row_total",
+    "subtotals",
+    "dynamic_fields",
+    "query_timezone",
+)
 
 
 LOOKER_CONN_ID = "looker_default"
@@ -84,6 +161,21 @@ def deserialize_without_error_docs(*, data: str, structure: Any) -> Any:
         for detail in value.errors or []:
             detail.documentation_url = ""
     return value
+
+
+def _checked_sql(sql: str | bytes | None, what: str, link: str) -> str:
+    if isinstance(sql, bytes):
+        sql = sql.decode("utf-8", errors="replace")
+    if not sql or not sql.strip():
+        raise LookerBadQuery(f"{what} behind {link} has no SQL")
+    if len(sql) > MAX_SQL_CHARS:
+        raise LookerBadQuery(f"{what} behind {link} has {len(sql):,} characters of SQL; refusing")
+    return sql
+
+
+def _saved_filters(query: models40.Query | None) -> tuple[AppliedFilter, ...]:
+    filters = (query.filters if query else None) or {}
+    return tuple(AppliedFilter(field, str(value), FilterSource.SAVED) for field, value in filters.items())
 
 
 class LookerHook(BaseHook):
@@ -221,41 +313,176 @@ class LookerHook(BaseHook):
             return LookerUnavailable(f"Looker answered {status} for {what}: {message}")
         return LookerError(f"Looker answered {status} for {what}: {message}")
 
-    def _sql(self, link: str, query_id: str, title: str) -> ResolvedQuery:
+    def _sql(
+        self,
+        link: str,
+        query_id: str,
+        title: str,
+        kind: str,
+        *,
+        slug: str | None = None,
+        based_on: str | None = None,
+        filters: tuple[AppliedFilter, ...] = (),
+    ) -> ResolvedQuery:
         sql = self._call(f"the SQL of query {query_id}", self.sdk.run_query, query_id, "sql")
-        if isinstance(sql, bytes):
-            sql = sql.decode("utf-8", errors="replace")
-        if not sql or not sql.strip():
-            raise LookerBadQuery(f"query {query_id} behind {link} has no SQL")
-        if len(sql) > MAX_SQL_CHARS:
-            raise LookerBadQuery(
-                f"query {query_id} behind {link} has {len(sql):,} characters of SQL; refusing"
-            )
-        return ResolvedQuery(link=link, query_id=str(query_id), title=title, sql=sql)
+        return ResolvedQuery(
+            link=link,
+            query_id=str(query_id),
+            title=title,
+            sql=_checked_sql(sql, f"query {query_id}", link),
+            kind=kind,
+            slug=slug,
+            based_on=based_on,
+            filters=filters,
+        )
 
     def resolve(self, link: LookerLink) -> list[ResolvedQuery]:
-        """The SQL behind a link: one query for a Look, explore or share link; one per tile of a dashboard."""
+        """The SQL behind a link: one query for a Look, explore, share or SQL Runner link; one per data
+        tile of a dashboard, with the dashboard's filters applied as Looker applies them."""
         if link.kind is LinkKind.LOOK:
             look = self._call(f"Look {link.ref}", self.sdk.look, link.ref)
             if not look.query_id:
                 raise LookerBadQuery(f"Look {link.ref} has no query")
-            return [self._sql(link.url, str(look.query_id), look.title or f"Look {link.ref}")]
+            saved = _saved_filters(look.query)
+            title = f"Look {link.ref}" + (f" {look.title!r}" if look.title else "")
+            return [self._sql(link.url, str(look.query_id), title, QueryKind.LOOK, filters=saved)]
         if link.kind in (LinkKind.EXPLORE, LinkKind.SHORT):
             query = self._call(f"saved query {link.ref}", self.sdk.query_for_slug, link.ref)
-            return [self._sql(link.url, str(query.id), f"query {link.ref}")]
+            return [
+                self._sql(
+                    link.url,
+                    str(query.id),
+                    f"query {link.ref}",
+                    QueryKind.SAVED_QUERY,
+                    slug=link.ref,
+                    filters=_saved_filters(query),
+                )
+            ]
+        if link.kind is LinkKind.EXPLORE_URL:
+            return [self._explore_url(link)]
+        if link.kind is LinkKind.SQL_RUNNER:
+            return [self._sql_runner(link)]
         if link.kind is LinkKind.DASHBOARD:
-            dashboard = self._call(f"dashboard {link.ref}", self.sdk.dashboard, link.ref)
-            resolved = []
-            for element in dashboard.dashboard_elements or []:
-                query_id = element.query_id or (element.look.query_id if element.look else None)
-                if not query_id and element.result_maker:
-                    query_id = element.result_maker.query_id
-                if query_id:
-                    resolved.append(self._sql(link.url, str(query_id), element.title or f"tile {element.id}"))
-            if not resolved:
-                raise LookerBadQuery(f"dashboard {link.ref} has no tile with a query")
-            return resolved
+            return self._dashboard(link)
         raise LookerBadQuery(f"unsupported link kind {link.kind}")
+
+    def _explore_url(self, link: LookerLink) -> ResolvedQuery:
+        from looker_sdk.sdk.api40 import models as models40
+
+        try:
+            wanted = explore_query(link)
+        except UnsupportedLookerLink as exc:
+            raise LookerBadQuery(str(exc)) from None
+        body = models40.WriteQuery(
+            model=wanted.model,
+            view=wanted.view,
+            fields=list(wanted.fields),
+            filters=dict(wanted.filters) or None,
+            sorts=list(wanted.sorts) or None,
+            limit=wanted.limit,
+            pivots=list(wanted.pivots) or None,
+            fill_fields=list(wanted.fill_fields) or None,
+            dynamic_fields=wanted.dynamic_fields,
+            query_timezone=wanted.query_timezone,
+        )
+        created = self._call(f"a query for explore {link.ref}", self.sdk.create_query, body)
+        filters = tuple(AppliedFilter(f, v, FilterSource.URL) for f, v in wanted.filters)
+        return self._sql(
+            link.url, str(created.id), f"explore {link.ref}", QueryKind.EXPLORE_URL, filters=filters
+        )
+
+    def _sql_runner(self, link: LookerLink) -> ResolvedQuery:
+        query = self._call(f"SQL Runner query {link.ref}", self.sdk.sql_query, link.ref)
+        sql = _checked_sql(query.sql, f"SQL Runner query {link.ref}", link.url)
+        return ResolvedQuery(
+            link=link.url,
+            query_id=link.ref,
+            title=f"SQL Runner query {link.ref}",
+            sql=sql,
+            kind=QueryKind.SQL_RUNNER,
+            slug=link.ref,
+        )
+
+    def _dashboard(self, link: LookerLink) -> list[ResolvedQuery]:
+        dashboard = self._call(f"dashboard {link.ref}", self.sdk.dashboard, link.ref)
+        by_name = {f.name: f for f in dashboard.dashboard_filters or [] if f.name}
+        from_url = dict(link.params)
+        for name in from_url.keys() - by_name.keys():
+            # Looker ignores a filter its dashboard does not have; so do we, visibly.
+            self.log.warning(
+                "dashboard %s has no filter %r (in the link's URL); ignored as Looker does", link.ref, name
+            )
+        resolved = []
+        other_tiles = []
+        for element in dashboard.dashboard_elements or []:
+            name = repr(element.title or element.title_text or f"#{element.id}")
+            title = f"dashboard {link.ref} tile {name}"
+            maker = element.result_maker
+            look = element.look
+            query = (maker.query if maker else None) or element.query or (look.query if look else None)
+            query_id = (
+                (maker.query_id if maker else None) or element.query_id or (look.query_id if look else None)
+            )
+            if not query_id:
+                merged_results = (maker and maker.merge_result_id) or element.merge_result_id
+                other_tiles.append(
+                    f"{'merged-results' if merged_results else element.type or 'other'} tile {name}"
+                )
+                continue
+            if query is None:
+                query = self._call(f"query {query_id} of {title}", self.sdk.query, str(query_id))
+            resolved.append(self._tile(link, title, str(query_id), query, maker, by_name, from_url))
+        if not resolved:
+            tiles = ", ".join(other_tiles) or "no tiles at all"
+            raise LookerBadQuery(
+                f"dashboard {link.ref} has no tile with a query of its own ({tiles}); "
+                "send the Look or explore link of the fraud spend instead"
+            )
+        return resolved
+
+    def _tile(
+        self,
+        link: LookerLink,
+        title: str,
+        query_id: str,
+        query: models40.Query,
+        maker: models40.ResultMakerWithIdVisConfigAndDynamicFields | None,
+        by_name: dict[str, models40.DashboardFilter],
+        from_url: dict[str, str],
+    ) -> ResolvedQuery:
+        """One data tile's SQL with the dashboard filters it listens to merged into its own."""
+        from looker_sdk.sdk.api40 import models as models40
+
+        saved = dict(query.filters or {})
+        applied = {
+            field: AppliedFilter(field, str(value), FilterSource.SAVED) for field, value in saved.items()
+        }
+        for filterable in (maker.filterables if maker else None) or []:
+            for listen in filterable.listen or []:
+                dashboard_filter = by_name.get(listen.dashboard_filter_name or "")
+                if dashboard_filter is None or not listen.field:
+                    continue
+                if dashboard_filter.name in from_url:
+                    value, source = from_url[dashboard_filter.name], FilterSource.URL
+                else:
+                    value, source = dashboard_filter.default_value or "", FilterSource.DEFAULT
+                if value:  # an empty dashboard filter ("is any value") leaves the tile's own filter
+                    applied[listen.field] = AppliedFilter(listen.field, value, source)
+        merged = {field: f.value for field, f in applied.items()}
+        filters = tuple(applied.values())
+        if merged == {k: str(v) for k, v in saved.items()}:
+            # Nothing to merge: the saved query is the one a person sees; no new query needed.
+            return self._sql(link.url, query_id, title, QueryKind.DASHBOARD_TILE, filters=filters)
+        body = models40.WriteQuery(
+            model=query.model,
+            view=query.view,
+            filters=merged,
+            **{name: getattr(query, name) for name in _QUERY_BODY if getattr(query, name, None) is not None},
+        )
+        created = self._call(f"the filtered query of {title}", self.sdk.create_query, body)
+        return self._sql(
+            link.url, str(created.id), title, QueryKind.DASHBOARD_TILE, based_on=query_id, filters=filters
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         try:

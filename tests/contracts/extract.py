@@ -5,7 +5,8 @@ Run by hand when an endpoint is added or the specs are refreshed; the output is 
     .venv/bin/python tests/contracts/extract.py \\
         --looker-git /path/to/sdk-codegen/.git --slack-git /path/to/slack-api-specs/.git
 
-Each ``--…-git`` is a git directory (a clone, or a bare mirror) of looker-open-source/sdk-codegen and of
+``--slack-git`` may be left out to refresh the Looker subset alone. Each ``--…-git`` is a git directory
+(a clone, or a bare mirror) of looker-open-source/sdk-codegen and of
 slackapi/slack-api-specs; files are read from its ``HEAD`` with ``git show``, so no work tree is needed.
 Only the listed operations and the schemas they reference (transitively) are written, with the source
 repository, path and commit, so a reader can check every schema against its origin.
@@ -40,6 +41,8 @@ LOOKER_OPERATIONS = [
     ("get", "/queries/slug/{slug}"),
     ("get", "/queries/{query_id}"),
     ("get", "/queries/{query_id}/run/{result_format}"),
+    ("post", "/queries"),
+    ("get", "/sql_queries/{slug}"),
     ("get", "/dashboards/{dashboard_id}"),
 ]
 
@@ -168,11 +171,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--looker-git", type=Path, required=True, help="git dir of sdk-codegen")
-    parser.add_argument("--slack-git", type=Path, required=True, help="git dir of slack-api-specs")
+    parser.add_argument("--slack-git", type=Path, help="git dir of slack-api-specs (omit: Looker only)")
     args = parser.parse_args()
     write(LOOKER_OUT, extract_looker(args.looker_git))
-    write(SLACK_OUT, extract_slack(args.slack_git))
-    write(SLACK_EVENTS_OUT, extract_slack_events(args.slack_git))
+    if args.slack_git is not None:
+        write(SLACK_OUT, extract_slack(args.slack_git))
+        write(SLACK_EVENTS_OUT, extract_slack_events(args.slack_git))
 
 
 if __name__ == "__main__":

@@ -30,11 +30,23 @@ class Call:
     auth: bool = True
     login: str | None = None  # "good" or "bad" credentials for POST /login
     fault: tuple[str, str] | None = None  # (call-log method, fault kind)
+    body: dict[str, Any] | None = None  # a JSON body (create_query)
+    before: dict[str, Any] | None = None  # a JSON body POSTed first to the same path (409 cases)
 
     @property
     def id(self) -> str:
         return f"{self.verb} {self.url_path} {self.status}"
 
+
+# A tile's query with another account in its filters: what CreditBot creates for a filtered dashboard.
+NEW_QUERY: dict[str, Any] = {
+    "model": "billing",
+    "view": "counters_by_billable_item",
+    "fields": ["billable_items.iso_country_code", "counters_by_billable_item.total_sum"],
+    "filters": {"counters_by_billable_item.account_sid": "AC00000000000000000000000000000002"},
+    "sorts": ["counters_by_billable_item.total_sum desc"],
+    "limit": "500",
+}
 
 CALLS = [
     Call("POST", "/login", "/login", 200, auth=False, login="good"),
@@ -71,7 +83,22 @@ CALLS = [
         503,
         fault=("GET /queries/{id}/run/{format}", "server_error"),
     ),
+    Call("POST", "/queries", "/queries", 200, body=NEW_QUERY),
+    Call("POST", "/queries", "/queries", 200, body={**NEW_QUERY, "id": "1", "slug": "x", "can": {}}),
+    Call("POST", "/queries", "/queries", 422, body={"model": "billing", "fields": NEW_QUERY["fields"]}),
+    Call(
+        "POST",
+        "/queries",
+        "/queries",
+        409,
+        body={**NEW_QUERY, "client_id": "creditbotcontract1", "limit": "10"},
+        before={**NEW_QUERY, "client_id": "creditbotcontract1"},
+    ),
+    Call("POST", "/queries", "/queries", 429, body=NEW_QUERY, fault=("POST /queries", "ratelimited")),
+    Call("GET", "/sql_queries/{slug}", "/sql_queries/sqlAcme1", 200),
+    Call("GET", "/sql_queries/{slug}", "/sql_queries/nope", 404),
     Call("GET", "/dashboards/{dashboard_id}", "/dashboards/7", 200),
+    Call("GET", "/dashboards/{dashboard_id}", "/dashboards/8", 200),  # filters, listeners, merged results
     Call("GET", "/dashboards/{dashboard_id}", "/dashboards/0", 404),
 ]
 
@@ -98,6 +125,10 @@ def _call(sb: Sandbox, call: Call) -> requests.Response:
         sb.inject("looker", method, kind, status=call.status, retry_after=0)
     url = f"{sb.looker_base_url}/api/4.0{call.url_path}"
     with loopback_only():
+        if call.before is not None:
+            requests.post(url, headers=headers, json=call.before, timeout=5).raise_for_status()
+        if call.body is not None:
+            return requests.request(call.verb, url, headers=headers, json=call.body, timeout=5)
         return requests.request(call.verb, url, headers=headers, data=data, timeout=5)
 
 
