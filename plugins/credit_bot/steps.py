@@ -364,7 +364,12 @@ def _recover_open(
 
 # ── resolve ────────────────────────────────────────────────────────────────────────────────────
 def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Looker links → SQL → product → notebook jobs, for one request."""
+    """Looker links → SQL → product → notebook jobs, for one request.
+
+    Each job, and each entry of ``queries`` (every query a link gave, also those not run), carries
+    ``query``: which query ran (``kind``, ``id`` or ``slug``, ``filters`` with the ``source`` of each
+    value: url, default or saved) and its one-line ``text``; a job has that line as ``query_text`` too.
+    """
     from credit_bot.links import UnsupportedLookerLink, looker_urls, parse_looker_url, stated_spends
     from credit_bot.looker import LookerError, LookerHook
     from credit_bot.notebooks import output_path
@@ -381,6 +386,7 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
     jobs: list[dict[str, Any]] = []
     problems: list[str] = []
     ignored: list[str] = []
+    described: list[dict[str, Any]] = []
     for url in urls:
         try:
             queries = hook.resolve(parse_looker_url(url))
@@ -392,20 +398,30 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
                 raise
             problems.append(str(exc))
             continue
+        to_run = []
         for query in queries:
             if not query.sql.strip():
                 problems.append(f"Looker returned no SQL for query {query.query_id} of {url}")
                 continue
             rule = match_product(query.sql, settings.products)
-            if rule is None or rule.notebook is None:
-                ignored.append(f"{url} (query {query.query_id}: {rule.name if rule else 'no product rule'})")
+            runs = rule is not None and rule.notebook is not None
+            described.append({"link": url, "product": rule.name if runs else None, **query.describe()})
+            log.info("%s → %s → %s", url, query.text, rule.name if rule else "no product rule")
+            if not runs:
+                ignored.append(f"{url} ({query.title}: {rule.name if rule else 'no product rule'})")
                 continue
-            log.info("%s → query %s → %s", url, query.query_id, rule.name)
+            to_run.append((query, rule))
+        if len(to_run) > 1:
+            problems.append(_several_tiles(url, [query for query, _ in to_run]))
+            continue
+        for query, rule in to_run:
             jobs.append(
                 {
                     "link": url,
                     "product": rule.name,
                     "query_id": query.query_id,
+                    "query": query.describe(),
+                    "query_text": query.text,
                     "input_nb": settings.notebook_path(rule),
                     "output_nb": output_path(
                         settings.output_dir, run_id, request["channel"], request["ts"], len(jobs)
@@ -414,6 +430,8 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
                     "stated_spend": stated.get(url),
                 }
             )
+    if len({job["product"] for job in jobs}) > 1:
+        problems.append(_several_products(jobs))
     for item in ignored:
         log.info("ignored: %s", item)
     status = "no_link" if not urls else "failed" if problems else "ready" if jobs else "ignored"
@@ -430,7 +448,36 @@ def resolve(request: dict[str, Any], run: dict[str, Any], run_id: str) -> dict[s
         "jobs": jobs,
         "problems": problems,
         "ignored": ignored,
+        "queries": described,
     }
+
+
+def _several_tiles(url: str, queries: list[Any]) -> str:
+    """The escalation for one link whose tiles would each go to a notebook: summing them would
+    count the same fraud spend twice (by country and by day), so a person picks one. Tile names
+    first, the dashboard's filter values last: the operators' DM shows the first 500 characters."""
+    tiles = ", ".join(f"{query.title} (query {query.query_id})" for query in queries)
+    chosen = {
+        f"{f.field} = {f.value} [{f.source}]" for q in queries for f in q.filters if f.source != "saved"
+    }
+    filters = f" Dashboard filters: {'; '.join(sorted(chosen))}." if chosen else ""
+    return (
+        f"{len(queries)} tiles of {url} go to a notebook: {tiles}. Nothing was computed (their credits "
+        "would be summed: a double credit). Which Look or tile holds the fraud spend? Ask the requester "
+        f"for its link, then trigger credit_bot with this message's permalink and force=true.{filters}"
+    )
+
+
+def _several_products(jobs: list[dict[str, Any]]) -> str:
+    """The escalation for a post whose links go to different products' notebooks."""
+    by_product: dict[str, list[str]] = {}
+    for job in jobs:
+        by_product.setdefault(job["product"], []).append(job["link"])
+    parts = "; ".join(f"{product}: {', '.join(links)}" for product, links in sorted(by_product.items()))
+    return (
+        f"the links go to {len(by_product)} products' notebooks ({parts}); credits of different "
+        "products are not summed into one reply: ask for one request per product"
+    )
 
 
 # ── run_notebook ───────────────────────────────────────────────────────────────────────────────
