@@ -12,12 +12,12 @@ from bench.environment import REPEATED_SIZE
 LOOKER_WEB = "https://credit-sandbox.cloud.looker.com"
 BENCH_LOOK_BASE = 5000
 # The sample customers whose Looker SQL runs the reference notebook on the sample warehouse, with the
-# reply the bot must post (include/sandbox/sql/README.md).
+# reply the bot must post (include/sandbox/sql/README.md). Not cobalt: Fraud Guard disabled everywhere,
+# no basis for a credit, so the bot escalates instead of replying.
 CUSTOMERS = (
-    ("acme", 1001, "Approved, $10,229.83, exceptions"),
-    ("bolt", 1002, "Approved, $1,283.04, exceptions"),
-    ("cobalt", 1003, "Approved, $0.00, exceptions"),
-    ("delta", 1004, "Approved, $1,287.07, exceptions"),
+    ("acme", 1001, "Approved, $10,226.35, exceptions"),
+    ("bolt", 1002, "Approved, $1,283.00, exceptions"),
+    ("delta", 1004, "Approved, $1,288.45, exceptions"),
 )
 IDLE_CHANNEL = "C0BENCHIDLE"
 IO_BOUND_CHANNEL = "C0BENCHIOBOUND"

@@ -55,7 +55,7 @@ def sample() -> dict[str, Any]:
                 "dry_run": {
                     "watermark": ts(2),
                     "requests": {
-                        ts(2): {"outcome": "answered", "amount": "1283.04", "attempts": 1, "links": [LINK]},
+                        ts(2): {"outcome": "answered", "amount": "1283.00", "attempts": 1, "links": [LINK]},
                     },
                 },
             },

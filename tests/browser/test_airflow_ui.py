@@ -24,9 +24,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 PARAMS = ("channel", "message_ts", "dry_run", "force")
 ACME = f"Credit request acme\nFraud spend: <{HOST}/looks/101|$20,902.40>"
-ACME_REPLY = "Approved, $10,229.83, exceptions"
+ACME_REPLY = "Approved, $10,226.35, exceptions"
 BOLT = f"Credit memo for bolt: <{HOST}/explore/billing/counters_by_billable_item?qid=qBolt01|$2,389.84>"
-BOLT_REPLY = "Approved, $1,283.04, exceptions"
+BOLT_REPLY = "Approved, $1,283.00, exceptions"
 RUN_TIMEOUT_MS = 240_000
 AS_CONFIGURED = "As configured (the 'dry_run' setting)"
 LIVE = "Live — post replies"
@@ -167,7 +167,7 @@ def test_creditbot_pages_requests_notebook_extra_link_and_refusal(
     expect(frame.get_by_role("heading", name="CreditBot requests")).to_be_visible()
     row = frame.locator(f'tr[data-ts="{ts}"]')
     expect(row).to_contain_text("answered")
-    expect(row).to_contain_text("$10,229.83")
+    expect(row).to_contain_text("$10,226.35")
     expect(row).to_contain_text("U0REQUESTER")
     expect(row).to_contain_text("Credit request acme")
     expect(row.get_by_role("link", name="Slack thread")).to_have_attribute("href", _permalink(live_ui, ts))
@@ -178,8 +178,8 @@ def test_creditbot_pages_requests_notebook_extra_link_and_refusal(
     screens.take(page, "creditbot-requests")
 
     row.get_by_role("link", name="notebook").click()
-    expect(frame.get_by_text("CreditBot read credit_amount = $10,229.83")).to_be_visible()
-    credit = frame.get_by_text("Recommended credit: $10,229.83")
+    expect(frame.get_by_text("CreditBot read credit_amount = $10,226.35")).to_be_visible()
+    credit = frame.get_by_text("Recommended credit: $10,226.35")
     per_mode = frame.locator("table").filter(has_text="block rate (expected)")
     for mode in ("basic", "standard", "max"):
         expect(per_mode.get_by_role("cell", name=mode, exact=True)).to_be_visible()
@@ -198,8 +198,8 @@ def test_creditbot_pages_requests_notebook_extra_link_and_refusal(
     screens.take(page, "creditbot-extra-link")
     link.click()  # same origin: Airflow opens it in the same tab
     page.wait_for_url(re.compile(r"/credit-bot/notebooks/[^/]+/[^/]+\.ipynb$"))
-    expect(page.get_by_text("CreditBot read credit_amount = $10,229.83")).to_be_visible()
-    page.get_by_text("Recommended credit: $10,229.83").scroll_into_view_if_needed()
+    expect(page.get_by_text("CreditBot read credit_amount = $10,226.35")).to_be_visible()
+    page.get_by_text("Recommended credit: $10,226.35").scroll_into_view_if_needed()
     screens.take(page, "creditbot-notebook-from-extra-link")
     notebook_url = page.url
 
@@ -211,7 +211,7 @@ def test_creditbot_pages_requests_notebook_extra_link_and_refusal(
             assert response is not None
             assert response.status == 401, url
             expect(tab.get_by_text("Not signed in")).to_be_visible()
-            assert "10,229.83" not in tab.content()
+            assert "10,226.35" not in tab.content()
         screens.take(tab, "creditbot-refused-signed-out")
     finally:
         signed_out.close()

@@ -68,11 +68,11 @@ def test_answers_each_kind_of_request_once(dag, stack, post):
 
     assert run(dag) == "success"
 
-    assert thread_posts(stack, look) == ["Approved, $10,229.83, exceptions"]
-    assert thread_posts(stack, explore) == ["Approved, $1,283.04, exceptions"]
-    assert thread_posts(stack, short) == ["Approved, $1,287.07, exceptions"]
-    assert thread_posts(stack, dashboard) == ["Approved, $1,283.04, exceptions"]  # bolt + cobalt ($0.00)
-    assert thread_posts(stack, several) == ["Approved, $11,512.87, exceptions"]
+    assert thread_posts(stack, look) == ["Approved, $10,226.35, exceptions"]
+    assert thread_posts(stack, explore) == ["Approved, $1,283.00, exceptions"]
+    assert thread_posts(stack, short) == ["Approved, $1,288.45, exceptions"]
+    assert thread_posts(stack, dashboard) == ["Approved, $1,283.00, exceptions"]  # dashboard 7: the bolt tile
+    assert thread_posts(stack, several) == ["Approved, $11,509.35, exceptions"]
     for silent in (psms, join, other_bot):
         assert thread_posts(stack, silent) == []
     for asked in (no_link, zendesk_only):
@@ -83,7 +83,7 @@ def test_answers_each_kind_of_request_once(dag, stack, post):
     # Only the configured Looker host's links were resolved; the Zendesk links never left the bot.
     assert all("zendesk" not in json.dumps(c["params"]) for c in stack.sandbox.calls(api="looker"))
     assert ledger_entry(look)["outcome"] == "answered"
-    assert ledger_entry(look)["amount"] == "10229.83"
+    assert ledger_entry(look)["amount"] == "10226.35"
     # What the requests page in the Airflow UI shows besides the outcome.
     entry = ledger_entry(several)
     assert entry["requester"] == "U0REQUESTER"

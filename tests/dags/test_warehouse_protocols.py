@@ -63,8 +63,8 @@ def test_answers_through_the_protocol_match_duckdb(dag: Any, server_stack: Local
     assert _run(dag) == "success"
 
     # The figures README and demo_requests.json give for the DuckDB path.
-    assert thread_posts(server_stack, acme) == ["Approved, $10,229.83, exceptions"]
-    assert thread_posts(server_stack, dashboard) == ["Approved, $1,283.04, exceptions"]
+    assert thread_posts(server_stack, acme) == ["Approved, $10,226.35, exceptions"]
+    assert thread_posts(server_stack, dashboard) == ["Approved, $1,283.00, exceptions"]
     server = server_stack.warehouse_server
     assert server is not None
     prefix = server.dialect.prefix

@@ -29,9 +29,9 @@ from harness.testing.live import (
 pytestmark = [pytest.mark.deploy, pytest.mark.integration]
 
 ACME = f"Credit request acme\nFraud spend: <{HOST}/looks/101|$20,902.40>"
-ACME_REPLY = "Approved, $10,229.83, exceptions"
+ACME_REPLY = "Approved, $10,226.35, exceptions"
 BOLT = f"Credit memo for bolt: <{HOST}/explore/billing/counters_by_billable_item?qid=qBolt01|$2,389.84>"
-BOLT_REPLY = "Approved, $1,283.04, exceptions"
+BOLT_REPLY = "Approved, $1,283.00, exceptions"
 
 
 def test_schedule_fires_a_run_by_itself(live: Live) -> None:
@@ -72,7 +72,7 @@ def test_run_triggered_through_the_rest_api_answers_its_message(live: Live) -> N
     finished = api.wait_for_run(DAG_ID, run["dag_run_id"], timeout=120)
     assert finished["state"] == "success", live.states(run["dag_run_id"])
     assert finished["run_type"] == "manual"
-    assert finished["note"] == "1 request: 1 answered ($1,283.04 total)"
+    assert finished["note"] == "1 request: 1 answered ($1,283.00 total)"
     assert live.thread(MANUAL_CHANNEL, ts) == [BOLT_REPLY]
     assert live.thread(MANUAL_CHANNEL, other) == []  # only the message named by message_ts
     [notebook] = [t for t in api.task_instances(DAG_ID, run["dag_run_id"]) if t["task_id"] == "run_notebook"]

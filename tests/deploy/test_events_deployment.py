@@ -25,9 +25,9 @@ from harness.testing.live import DAG_ID, HOST, SCHEDULED_CHANNEL, TIMINGS, Live
 pytestmark = [pytest.mark.deploy, pytest.mark.integration]
 
 ACME = f"Credit request acme\nFraud spend: <{HOST}/looks/101|$20,902.40>"
-ACME_REPLY = "Approved, $10,229.83, exceptions"
+ACME_REPLY = "Approved, $10,226.35, exceptions"
 BOLT = f"Credit memo for bolt: <{HOST}/explore/billing/counters_by_billable_item?qid=qBolt01|$2,389.84>"
-BOLT_REPLY = "Approved, $1,283.04, exceptions"
+BOLT_REPLY = "Approved, $1,283.00, exceptions"
 UNFINISHED = ("queued", "running")
 
 
