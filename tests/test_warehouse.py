@@ -26,6 +26,10 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_warehouse.build(tmp_path_factory.mktemp("WareHouse") / "Sample.duckdb")
 
 
+# The sample seed's accounts (include/warehouse/seed.json), counted by the test itself.
+SEED_ACCOUNTS = len(json.loads(sample_warehouse.SEED_PATH.read_text())["rawpii_accounts"])
+
+
 def _count(conn: Any) -> int:
     cursor = conn.cursor()
     cursor.execute("SELECT COUNT(*) FROM public.rawpii_accounts")
@@ -40,7 +44,7 @@ def test_duckdb_json_connection_is_read_only(db: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv(ENV, json.dumps({"conn_type": "duckdb", "host": str(db), "password": SECRET}))
     conn = warehouse.connect()
     try:
-        assert _count(conn) == 9
+        assert _count(conn) == SEED_ACCOUNTS
         with pytest.raises(duckdb.Error, match=r"(?i)read.only"):
             conn.execute("DELETE FROM public.rawpii_accounts")
     finally:
@@ -63,7 +67,7 @@ def test_duckdb_path_forms(value: str, db: Path, monkeypatch: pytest.MonkeyPatch
     assert warehouse.duckdb_path(warehouse.read_settings()) == db
     conn = warehouse.connect()
     try:
-        assert _count(conn) == 9
+        assert _count(conn) == SEED_ACCOUNTS
     finally:
         conn.close()
 
