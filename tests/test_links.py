@@ -7,9 +7,11 @@ import time
 import pytest
 
 from credit_bot.links import (
+    ExploreQuery,
     LinkKind,
     LookerLink,
     UnsupportedLookerLink,
+    explore_query,
     find_urls,
     looker_urls,
     normalize_host,
@@ -142,6 +144,16 @@ def test_normalize_host(raw: str, expected: str) -> None:
         pytest.param(f"https://{HOST}/x/ShortSlug9", LinkKind.SHORT, "ShortSlug9", id="share-link"),
         pytest.param(f"https://{HOST}/dashboards/42", LinkKind.DASHBOARD, "42", id="dashboard"),
         pytest.param(f"https://{HOST}/embed/dashboards/42", LinkKind.DASHBOARD, "42", id="embed-dashboard"),
+        pytest.param(
+            f"https://{HOST}/dashboards/42?Account+SID=AC1", LinkKind.DASHBOARD, "42", id="filtered-dashboard"
+        ),
+        pytest.param(f"https://{HOST}/sql/sqlSlug7", LinkKind.SQL_RUNNER, "sqlSlug7", id="sql-runner"),
+        pytest.param(
+            f"https://{HOST}/explore/billing/counters?fields=a.b,c.d&limit=10",
+            LinkKind.EXPLORE_URL,
+            "billing/counters",
+            id="expanded-explore",
+        ),
     ],
 )
 def test_parse_looker_url(url: str, kind: LinkKind, ref: str) -> None:
@@ -153,6 +165,12 @@ def test_parse_looker_url(url: str, kind: LinkKind, ref: str) -> None:
     ("url", "message"),
     [
         pytest.param(f"https://{HOST}/explore/m/v?toggle=fil", "qid", id="explore-without-qid"),
+        pytest.param(
+            f"https://{HOST}/explore/m/v?f[v.x]=1", "without the fields=", id="explore-without-fields"
+        ),
+        pytest.param(
+            f"https://{HOST}/explore/m?fields=v.x", "model and an explore", id="explore-without-view"
+        ),
         pytest.param(f"https://{HOST}/explore/m/v?qid=", "qid", id="explore-empty-qid"),
         pytest.param(f"https://{HOST}/looks/abc", "not a number", id="non-numeric-look"),
         pytest.param(f"https://{HOST}/looks/", "not a Look", id="look-without-id"),
@@ -207,3 +225,69 @@ def test_url_key_says_when_two_spellings_are_one_link(a: str, b: str, same: bool
 
 def test_find_urls_counts_each_link_once_however_spelled() -> None:
     assert find_urls(f"<{LOOK}|a> <{LOOK}/> {LOOK.upper().replace('/LOOKS/', '/looks/')}") == [LOOK]
+
+
+def test_dashboard_links_keep_their_filter_values_decoded() -> None:
+    """Looker writes a filter's name and value URL-encoded (spaces as "+"); the link keeps them decoded."""
+    link = parse_looker_url(
+        f"https://{HOST}/dashboards/801?Account+SID=AC0000000000000000000000000000fa01&Date+Range=2026-10-01+to+2026-11-01"
+    )
+    assert dict(link.params) == {
+        "Account SID": "AC0000000000000000000000000000fa01",
+        "Date Range": "2026-10-01 to 2026-11-01",
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        pytest.param(
+            "fields=v.a,v.total_sum&f[v.account]=AC1&f[v.date_date]=2026-10-01+to+2026-11-01"
+            "&sorts=v.total_sum+desc&limit=500&toggle=fil",
+            ExploreQuery(
+                model="m",
+                view="v",
+                fields=("v.a", "v.total_sum"),
+                filters=(("v.account", "AC1"), ("v.date_date", "2026-10-01 to 2026-11-01")),
+                sorts=("v.total_sum desc",),
+                limit="500",
+            ),
+            id="fields-filters-sorts-limit",
+        ),
+        pytest.param(
+            "fields=v.a,v.b&pivots=v.b&fill_fields=v.b&query_timezone=UTC"
+            "&dynamic_fields=%5B%7B%22table_calculation%22%3A%22x%22%7D%5D",
+            ExploreQuery(
+                model="m",
+                view="v",
+                fields=("v.a", "v.b"),
+                pivots=("v.b",),
+                fill_fields=("v.b",),
+                dynamic_fields='[{"table_calculation":"x"}]',
+                query_timezone="UTC",
+            ),
+            id="pivots-fill-dynamic-timezone",
+        ),
+        pytest.param("fields=v.a&f[v.note]=a%2Cb&f[v.empty]=", None, id="commas-and-empty-values-kept"),
+    ],
+)
+def test_explore_query_from_an_expanded_url(query: str, expected: ExploreQuery | None) -> None:
+    wanted = explore_query(parse_looker_url(f"https://{HOST}/explore/m/v?{query}"))
+    if expected is None:
+        assert wanted.filters == (("v.note", "a,b"), ("v.empty", ""))
+    else:
+        assert wanted == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        pytest.param("fields=", "without the fields=", id="empty-fields"),
+        pytest.param("fields=%2C", "without fields", id="only-a-comma"),
+        pytest.param("fields=v.a&limit=many", "not a number", id="bad-limit"),
+        pytest.param("fields=v.a&dynamic_fields=%5Bnope", "not JSON", id="bad-dynamic-fields"),
+    ],
+)
+def test_explore_query_names_what_is_wrong(query: str, message: str) -> None:
+    with pytest.raises(UnsupportedLookerLink, match=message):
+        explore_query(parse_looker_url(f"https://{HOST}/explore/m/v?{query}"))

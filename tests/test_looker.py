@@ -10,7 +10,14 @@ from collections.abc import Iterator
 import pytest
 
 from credit_bot.links import parse_looker_url
-from credit_bot.looker import LookerAuthError, LookerError, LookerHook, LookerNotFound, LookerUnavailable
+from credit_bot.looker import (
+    LookerAuthError,
+    LookerBadQuery,
+    LookerError,
+    LookerHook,
+    LookerNotFound,
+    LookerUnavailable,
+)
 from harness import PROJECT_ROOT
 from harness.local import LOOKER_HOST
 from harness.sandbox import Sandbox
@@ -121,3 +128,157 @@ def test_the_hook_still_resolves_after_an_error(sandbox: Sandbox) -> None:
         (resolved,) = hook.resolve(parse_looker_url(f"https://{LOOKER_HOST}/looks/123"))
     assert re.search(r"authy", resolved.sql, re.IGNORECASE)
     assert outbound.attempts == []
+
+
+# ── Looker links as analysts share them (issue 29) ──────────────────────────────────────────────
+ACCOUNT_URL = "AC00000000000000000000000000000003"
+ACCOUNT_DEFAULT = "AC00000000000000000000000000000002"
+ACCOUNT_SAVED = "AC00000000000000000000000000000001"
+EXPLORE_URL = (
+    f"https://{LOOKER_HOST}/explore/billing/counters_by_billable_item?fields=billable_items.iso_country_code,"
+    f"counters_by_billable_item.total_sum&f[counters_by_billable_item.account_sid]={ACCOUNT_URL}"
+    "&sorts=counters_by_billable_item.total_sum+desc&limit=500"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "calls"),
+    [
+        pytest.param(
+            f"https://{LOOKER_HOST}/looks/123",
+            ["GET /looks/{id}", "GET /queries/{id}/run/{format}"],
+            id="look",
+        ),
+        pytest.param(
+            f"https://{LOOKER_HOST}/x/qAcme01",
+            ["GET /queries/slug/{slug}", "GET /queries/{id}/run/{format}"],
+            id="share",
+        ),
+        pytest.param(
+            f"https://{LOOKER_HOST}/dashboards/7",
+            ["GET /dashboards/{id}", "GET /queries/{id}/run/{format}", "GET /queries/{id}/run/{format}"],
+            id="dashboard-without-filters",
+        ),
+        pytest.param(
+            f"https://{LOOKER_HOST}/dashboards/8?Account+SID={ACCOUNT_URL}",
+            ["GET /dashboards/{id}", "POST /queries", "GET /queries/{id}/run/{format}"],
+            id="filtered-dashboard",
+        ),
+        pytest.param(EXPLORE_URL, ["POST /queries", "GET /queries/{id}/run/{format}"], id="expanded-explore"),
+        pytest.param(f"https://{LOOKER_HOST}/sql/sqlAcme1", ["GET /sql_queries/{slug}"], id="sql-runner"),
+    ],
+)
+def test_looker_calls_per_link_kind(sandbox: Sandbox, url: str, calls: list[str]) -> None:
+    """What each kind of link costs in Looker API calls, after the login (the closing note of issue 29)."""
+    hook = LookerHook()
+    hook.resolve(parse_looker_url(f"https://{LOOKER_HOST}/looks/123"))  # logs in
+    sandbox.reset_calls()
+    hook.resolve(parse_looker_url(url))
+    assert [c["method"] for c in sandbox.calls(api="looker")] == calls
+
+
+@pytest.mark.parametrize(
+    ("query_string", "account", "source"),
+    [
+        pytest.param(f"?Account+SID={ACCOUNT_URL}", ACCOUNT_URL, "url", id="url-value"),
+        pytest.param("", ACCOUNT_DEFAULT, "default", id="default-value"),
+        pytest.param(
+            f"?Account+SID={ACCOUNT_URL}&Region=EU", ACCOUNT_URL, "url", id="unknown-url-filter-ignored"
+        ),
+        pytest.param("?Account+SID=", ACCOUNT_SAVED, "saved", id="empty-url-value-keeps-the-tiles"),
+    ],
+)
+def test_a_dashboard_tile_gets_the_dashboard_filters_it_listens_to(
+    sandbox: Sandbox, query_string: str, account: str, source: str
+) -> None:
+    [tile] = LookerHook().resolve(parse_looker_url(f"https://{LOOKER_HOST}/dashboards/8{query_string}"))
+    assert f"(counters_by_billable_item.account_sid ) = '{account}'" in tile.sql
+    assert "TIMESTAMP '2025-11-01'" in tile.sql  # the Date Range filter's default
+    described = tile.describe()
+    filters = {f["field"]: (f["value"], f["source"]) for f in described["filters"]}
+    assert filters["counters_by_billable_item.account_sid"] == (account, source)
+    assert filters["billable_item_metadata_alex.product"] == ("%Authy%", "saved")
+    assert described["kind"] == "dashboard_tile"
+    assert f"{account} [{source}]" in described["text"]
+    assert "'Spend by country'" in described["text"]
+
+
+def test_filters_the_dashboard_does_not_have_are_logged(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    LookerHook().resolve(parse_looker_url(f"https://{LOOKER_HOST}/dashboards/8?Region=EU"))
+    # Airflow's hook logger may write straight to the console instead of through logging.
+    assert "dashboard 8 has no filter 'Region'" in caplog.text + "".join(capfd.readouterr())
+
+
+def test_created_queries_leave_read_only_fields_and_client_id_out(sandbox: Sandbox) -> None:
+    LookerHook().resolve(parse_looker_url(f"https://{LOOKER_HOST}/dashboards/8?Account+SID={ACCOUNT_URL}"))
+    [created] = sandbox.calls(api="looker", method="POST /queries")
+    body = created["params"]
+    assert (body["model"], body["view"]) == ("billing", "counters_by_billable_item")
+    assert body["filters"]["counters_by_billable_item.account_sid"] == ACCOUNT_URL
+    read_only = {"id", "slug", "can", "url", "share_url", "expanded_share_url", "has_table_calculations"}
+    assert not (read_only | {"client_id"}) & set(body)
+
+
+def test_an_expanded_explore_url_becomes_a_query(sandbox: Sandbox) -> None:
+    [query] = LookerHook().resolve(parse_looker_url(EXPLORE_URL))
+    assert f"(counters_by_billable_item.account_sid ) = '{ACCOUNT_URL}'" in query.sql
+    assert query.describe()["filters"] == [
+        {"field": "counters_by_billable_item.account_sid", "value": ACCOUNT_URL, "source": "url"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected", "message"),
+    [
+        pytest.param(
+            f"https://{LOOKER_HOST}/explore/billing/counters_by_billable_item?fields=no_such.field",
+            LookerError,
+            "422",
+            id="explore-unknown-field",
+        ),
+        pytest.param(
+            f"https://{LOOKER_HOST}/explore/billing/counters_by_billable_item?fields=a.b&limit=lots",
+            LookerBadQuery,
+            "not a number",
+            id="explore-bad-limit",
+        ),
+        pytest.param(
+            f"https://{LOOKER_HOST}/sql/noSuchSlug", LookerNotFound, "SQL Runner query", id="sql-404"
+        ),
+    ],
+)
+def test_links_that_do_not_yield_a_query_say_why(
+    sandbox: Sandbox, url: str, expected: type[LookerError], message: str
+) -> None:
+    with pytest.raises(expected, match=message) as caught:
+        LookerHook().resolve(parse_looker_url(url))
+    assert not caught.value.transient
+
+
+def test_a_sql_runner_link_gives_its_sql_as_saved(sandbox: Sandbox) -> None:
+    [query] = LookerHook().resolve(parse_looker_url(f"https://{LOOKER_HOST}/sql/sqlAcme1"))
+    assert query.sql.startswith("SELECT SUM(total)")
+    assert query.describe()["slug"] == "sqlAcme1"
+
+
+def test_a_dashboard_without_a_query_tile_names_its_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = json.loads(BASIC_SCENARIO.read_text())
+    data["looker"]["dashboards"] = [
+        {
+            "id": 9,
+            "elements": [
+                {"id": 91, "title": "Merged", "type": "vis", "merge_result_id": "m1"},
+                {"id": 92, "title": "Read me", "type": "text"},
+            ],
+        }
+    ]
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with Sandbox.from_dict(data, base_dir=BASIC_SCENARIO.parent) as sb:
+        conn = {"conn_type": "http", "host": sb.looker_base_url, "login": sb.looker_client_id}
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_LOOKER_DEFAULT", json.dumps({**conn, "password": sb.looker_client_secret})
+        )
+        with pytest.raises(LookerBadQuery, match=r"merged-results tile 'Merged', text tile 'Read me'"):
+            LookerHook().resolve(parse_looker_url(f"https://{LOOKER_HOST}/dashboards/9"))

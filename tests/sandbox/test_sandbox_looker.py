@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,9 @@ import requests
 from looker_sdk.error import ErrorDocHelper, SDKError
 from looker_sdk.sdk.api40.methods import Looker40SDK
 
+from harness import PROJECT_ROOT
 from harness.sandbox import Sandbox
+from harness.sandbox.looker_sql import UnknownField, generate_sql, normalized
 
 MakeLooker = Callable[..., Looker40SDK]
 
@@ -231,3 +234,159 @@ def test_wildcard_fault_hits_login_too(sandbox: Sandbox, looker: Looker40SDK) ->
         looker.look("123")
     assert sandbox.calls(api="looker")[0]["method"] == "POST /login"
     assert sandbox.calls(api="looker")[0]["status"] == 500
+
+
+# ── created queries, SQL Runner, dashboard filters (issue 29) ───────────────────────────────────
+def _write_query(account: str, **extra: Any) -> Any:
+    from looker_sdk.sdk.api40 import models as models40
+
+    return models40.WriteQuery(
+        model="billing",
+        view="counters_by_billable_item",
+        fields=["billable_items.iso_country_code", "counters_by_billable_item.total_sum"],
+        filters={
+            "counters_by_billable_item.account_sid": account,
+            "billable_item_metadata_alex.product": "%Authy%",
+        },
+        **extra,
+    )
+
+
+def test_a_created_querys_sql_reflects_its_filters(looker: Looker40SDK) -> None:
+    first = looker.create_query(_write_query("AC00000000000000000000000000000002"))
+    second = looker.create_query(_write_query("AC00000000000000000000000000000003"))
+    assert first.id != second.id
+    assert (first.model, first.view, first.slug) == ("billing", "counters_by_billable_item", f"sbx{first.id}")
+    assert "= 'AC00000000000000000000000000000002'" in looker.run_query(first.id, "sql")
+    assert "= 'AC00000000000000000000000000000003'" in looker.run_query(second.id, "sql")
+
+
+def test_an_identical_query_comes_back_as_it_was_created(looker: Looker40SDK) -> None:
+    """Looker: 'If you create a query that is exactly like an existing query then the existing query
+    will be returned'; a client_id names one query only."""
+    from looker_sdk.error import SDKError
+
+    first = looker.create_query(_write_query("AC00000000000000000000000000000002", client_id="sbxClientA"))
+    assert looker.create_query(_write_query("AC00000000000000000000000000000002")).id == first.id
+    with pytest.raises(SDKError, match="already taken"):
+        looker.create_query(_write_query("AC00000000000000000000000000000004", client_id="sbxClientA"))
+
+
+def test_sql_runner_query(looker: Looker40SDK) -> None:
+    query = looker.sql_query("sqlAcme1")
+    assert (query.slug, query.model_name) == ("sqlAcme1", "billing")
+    assert query.sql.startswith("SELECT SUM(total)")
+
+
+def test_dashboard_filters_and_listeners(looker: Looker40SDK) -> None:
+    dashboard = looker.dashboard("8")
+    filters = {f.name: f for f in dashboard.dashboard_filters}
+    assert filters["Account SID"].default_value == "AC00000000000000000000000000000002"
+    assert filters["Date Range"].dimension == "counters_by_billable_item.date_date"
+    tile, merged = dashboard.dashboard_elements
+    [filterable] = tile.result_maker.filterables
+    assert [(x.dashboard_filter_name, x.field) for x in filterable.listen] == [
+        ("Account SID", "counters_by_billable_item.account_sid"),
+        ("Date Range", "counters_by_billable_item.date_date"),
+    ]
+    assert tile.result_maker.query.filters["counters_by_billable_item.account_sid"] == (
+        "AC00000000000000000000000000000001"
+    )
+    assert (merged.merge_result_id, merged.result_maker.merge_result_id, merged.query_id) == (
+        "m82",
+        "m82",
+        None,
+    )
+
+
+SAMPLE_SQL = PROJECT_ROOT / "include" / "sandbox" / "sql"
+
+
+def _demo_queries_with_sql_files() -> list[Any]:
+    data = json.loads((PROJECT_ROOT / "include" / "sandbox" / "scenarios" / "demo.json").read_text())
+    return [
+        pytest.param(q, id=Path(q["sql_file"]).stem)
+        for q in data["looker"]["queries"]
+        if q.get("sql_file") and q.get("fields")
+    ]
+
+
+@pytest.mark.parametrize("query", _demo_queries_with_sql_files())
+def test_generated_sql_is_the_sample_looks_sql(query: dict[str, Any]) -> None:
+    """The generator writes, for a sample Look's fields and filters, the SQL of that Look's file (the
+    template Looker generated for the team), whitespace aside."""
+    expected = (SAMPLE_SQL / Path(query["sql_file"]).name).read_text()
+    assert normalized(generate_sql(query)) == normalized(expected)
+
+
+DATA_LOAD = "(counters_by_billable_item.data_load_date >=  COALESCE( {since}, date '2010-01-01') )"
+DATE = "( counters_by_billable_item.date  )"
+NAME = "billable_items.friendly_name"
+PRODUCT = "(billable_item_metadata_alex.product )"
+
+
+@pytest.mark.parametrize(
+    ("filters", "where"),
+    [
+        pytest.param(
+            {"counters_by_billable_item.date_date": "2026-10-01 to 2026-11-01"},
+            f"WHERE (({DATE} >= (TIMESTAMP '2026-10-01') AND {DATE} < (TIMESTAMP '2026-11-01'))) AND "
+            + DATA_LOAD.format(since="TIMESTAMP '2026-10-01'"),
+            id="period",
+        ),
+        pytest.param(
+            {"billable_item_metadata_alex.product": "%Authy%,%Verify%"},
+            f"WHERE (({PRODUCT} LIKE '%Authy%' OR {PRODUCT} LIKE '%Verify%') AND "
+            + DATA_LOAD.format(since="NULL")
+            + ")",
+            id="any-of-two-likes",
+        ),
+        pytest.param(
+            {"counters_by_billable_item.account_sid": "AC1,AC2", NAME: "-%Say%"},
+            "WHERE (counters_by_billable_item.account_sid ) IN ('AC1', 'AC2') AND "
+            f"((UPPER(( {NAME}  )) NOT LIKE UPPER('%Say%') OR ( {NAME}  ) IS NULL) AND "
+            + DATA_LOAD.format(since="NULL")
+            + ")",
+            id="in-and-not-like",
+        ),
+        pytest.param(
+            {"counters_by_billable_item.account_sid": "O'Brien"},
+            "WHERE (counters_by_billable_item.account_sid ) = 'O''Brien' AND",
+            id="quote-doubled",
+        ),
+    ],
+)
+def test_generated_where_clauses(filters: dict[str, str], where: str) -> None:
+    query = {
+        "view": "counters_by_billable_item",
+        "fields": ["counters_by_billable_item.total_sum"],
+        "filters": filters,
+    }
+    assert where in generate_sql(query)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        pytest.param(
+            {"view": "other", "fields": ["a.b"]},
+            "explore 'counters_by_billable_item' only",
+            id="other-explore",
+        ),
+        pytest.param(
+            {"view": "counters_by_billable_item", "fields": ["a.b"]}, "no field 'a.b'", id="unknown-field"
+        ),
+        pytest.param(
+            {
+                "view": "counters_by_billable_item",
+                "fields": ["counters_by_billable_item.total_sum"],
+                "filters": {"counters_by_billable_item.date_date": "last 7 days"},
+            },
+            "YYYY-MM-DD to YYYY-MM-DD",
+            id="relative-date",
+        ),
+    ],
+)
+def test_the_generator_refuses_what_it_cannot_write(query: dict[str, Any], message: str) -> None:
+    with pytest.raises(UnknownField, match=message):
+        generate_sql(query)
