@@ -27,6 +27,8 @@ from bench.environment import (
     ROOT,
     SCHEMA_VERSION,
     SIZES,
+    TEAM_QUERY_SECONDS,
+    TEAM_REPEATS,
     BenchError,
     private_airflow_home,
     progress,
@@ -43,9 +45,10 @@ from bench.measuring import (
     watchdog,
 )
 from bench.parse import measure_parse
-from bench.runners import RUNNERS
+from bench.runners import RUNNERS, DagTestRunner
 from bench.scenarios import IDLE_CHANNEL, bench_scenario, case_channel, repeats_of
 from bench.table import render, result_cases
+from bench.team_notebook import team_notebook_case
 from harness.console import console_apart
 
 
@@ -64,15 +67,21 @@ def git_info() -> dict[str, Any]:
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     sizes = tuple(args.sizes) if args.sizes else QUICK_SIZES if args.quick else SIZES
-    if args.latency_only or args.io_bound_only:
+    only = args.latency_only or args.io_bound_only or args.team_notebook_only
+    if only:
         sizes = ()
-    events = args.executor == "local" and args.latency_messages > 0 and not args.io_bound_only
+    events = (
+        args.executor == "local"
+        and args.latency_messages > 0
+        and not (args.io_bound_only or args.team_notebook_only)
+    )
     io_bound = (
         args.executor == "local"
         and args.io_bound_requests > 0
         and not args.quick
-        and (args.io_bound_only or not args.latency_only)
+        and (args.io_bound_only or not (args.latency_only or args.team_notebook_only))
     )
+    team_runs = args.team_notebook_repeats if not (args.latency_only or args.io_bound_only) else 0
     parse_runs = args.parse_runs or (3 if args.quick else 5)
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -86,6 +95,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "repeat": args.repeat,
             "latency_messages": args.latency_messages if events else 0,
             "io_bound_requests": args.io_bound_requests if io_bound else 0,
+            "team_notebook_repeats": team_runs,
+            "team_notebook_query_seconds": args.team_notebook_query_seconds if team_runs else 0,
+            "team_notebook_only": args.team_notebook_only,
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "load_before": os.getloadavg()[0],
@@ -93,8 +105,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     }
     with private_airflow_home(keep=args.keep) as home:
         results["meta"]["airflow_home"] = str(home)
-        progress(f"parsing {DAG_FILE.relative_to(ROOT)} in {parse_runs} fresh interpreters")
-        results["parse"] = measure_parse(parse_runs)
+        if not args.team_notebook_only:
+            progress(f"parsing {DAG_FILE.relative_to(ROOT)} in {parse_runs} fresh interpreters")
+            results["parse"] = measure_parse(parse_runs)
 
         import airflow
 
@@ -106,10 +119,21 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             args.latency_messages if events else 0,
             args.repeat,
             args.io_bound_requests if io_bound else 0,
+            team_runs,
         )
         with local_stack(home / "notebooks", scenario=scenario, channel=IDLE_CHANNEL) as stack:
-            if not args.io_bound_only:
+            if not only:
                 _main_cases(args, results, stack, home, sizes, events)
+            if team_runs:
+                # Always dag.test, in this process: one request at a time, against papermill in this process.
+                progress("the team's notebook: papermill alone against the bot, through the Presto sandbox")
+                results["team_notebook"] = team_notebook_case(
+                    stack,
+                    DagTestRunner(),
+                    home / "team-notebook",
+                    repeats=team_runs,
+                    query_seconds=args.team_notebook_query_seconds,
+                )
             if io_bound:
                 # A deployment of its own: its warehouse is the slow one, and it has a burst's slots.
                 results["io_bound"], results["memory"] = io_bound_case(
@@ -226,6 +250,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"LocalExecutor slots of the io-bound deployment (default {IO_BOUND_PARALLELISM})",
     )
     parser.add_argument(
+        "--team-notebook-only",
+        action="store_true",
+        help="only the team's notebook: papermill alone against the bot (no parse, idle run or backlog)",
+    )
+    parser.add_argument(
+        "--team-notebook-repeats",
+        type=int,
+        metavar="N",
+        help=f"papermill-alone + bot pairs on the team's notebook; the medians are shown "
+        f"(default {TEAM_REPEATS}; --quick: 1; 0: not run)",
+    )
+    parser.add_argument(
+        "--team-notebook-query-seconds",
+        type=float,
+        default=TEAM_QUERY_SECONDS,
+        metavar="S",
+        help="also run the team's notebook once more, papermill alone and under the bot, with each "
+        "warehouse table read taking S seconds (default: off; production's one read takes minutes)",
+    )
+    parser.add_argument(
         "--floor-sample",
         type=int,
         default=FLOOR_SAMPLE,
@@ -250,6 +294,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--latency-only needs --executor local and --latency-messages of at least 1")
     if args.io_bound_only and (args.executor != "local" or args.io_bound_requests < 1 or args.latency_only):
         parser.error("--io-bound-only needs --executor local and --io-bound-requests of at least 1")
+    if args.team_notebook_repeats is None:
+        args.team_notebook_repeats = 1 if args.quick else TEAM_REPEATS
+    if args.team_notebook_repeats < 0 or args.team_notebook_query_seconds < 0:
+        parser.error("--team-notebook-repeats and --team-notebook-query-seconds must not be negative")
+    others = args.latency_only or args.io_bound_only
+    if args.team_notebook_only and (args.team_notebook_repeats < 1 or others):
+        parser.error("--team-notebook-only needs --team-notebook-repeats of at least 1, and no other *-only")
     if args.io_bound_query_seconds < 0 or args.io_bound_parallelism < 1:
         parser.error("--io-bound-query-seconds must not be negative, --io-bound-parallelism at least 1")
     return args
@@ -284,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     events = results.get("events")
     if events and events["answered_correct"] < events["messages"]:
         failed.append("events")
+    team = results.get("team_notebook")
+    if team and not team.get("skipped") and team.get("state") != "success":
+        failed.append("team_notebook")  # absent (skipped, with its reason) is not a failure
     return 1 if failed else 0
 
 

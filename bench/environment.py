@@ -36,6 +36,10 @@ LATENCY_MESSAGES = 10  # single messages the "with events" latency posts, one at
 IO_BOUND_REQUESTS = 10
 IO_BOUND_QUERY_SECONDS = 5.0
 IO_BOUND_PARALLELISM = 16
+# The team's notebook (bench/team_notebook.py): papermill-alone + bot pairs, the median shown; each
+# table read of the optional slow pass takes --team-notebook-query-seconds (0: no slow pass).
+TEAM_REPEATS = 3
+TEAM_QUERY_SECONDS = 0.0
 HEAVY_MODULES = frozenset({"papermill", "looker_sdk", "slack_sdk", "pandas", "numpy", "duckdb", "nbformat"})
 
 

@@ -1,5 +1,13 @@
 """Peak memory of a deployment while it works, and where its CPU went: every component's process
-tree, kernels included."""
+tree, kernels included.
+
+Memory is sampled two ways. RSS counts every page a process maps once per process: the pages a
+forked task process shares with the forkserver it came from (Airflow, SQLAlchemy, the providers,
+imported once before the fork) are counted again in every task, so a sum of RSS overstates what
+the machine needs. PSS (proportional set size, ``/proc/<pid>/smaps_rollup``) divides each page by
+the number of processes mapping it, so the PSS of a process tree sums to the memory it really
+holds: the figure to size a worker by. RSS stays because a container limit is checked against it.
+"""
 
 from __future__ import annotations
 
@@ -32,30 +40,83 @@ def process_kind(cmdline: list[str]) -> str:
     return next((kind for marker, kind in kinds if marker in text), "other")
 
 
+def parse_pss(smaps_rollup: str) -> int:
+    """Bytes of the ``Pss:`` line of a ``/proc/<pid>/smaps_rollup`` text (kB in the file); 0 without one.
+
+    Only ``Pss:`` itself: ``Pss_Anon:``, ``Pss_File:``, ``Pss_Dirty:`` … are parts of it, and
+    ``SwapPss:`` is not resident.
+    """
+    for line in smaps_rollup.splitlines():
+        key, _, rest = line.partition(":")
+        if key == "Pss":
+            return int(rest.split()[0]) * 1024  # the kernel writes every size in kB
+    return 0
+
+
+def read_pss(pid: int) -> int | None:
+    """The PSS of process ``pid`` in bytes, or None when the kernel does not say (ended, not ours,
+    a kernel before Linux 4.14 without ``smaps_rollup``)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+            return parse_pss(rollup.read())
+    except OSError:  # FileNotFoundError, PermissionError, ProcessLookupError (ESRCH while reading)
+        return None
+
+
 @dataclass
 class Sample:
     rss_bytes: int
     by_kind: dict[str, int]
     processes: dict[str, int]
+    pss_bytes: int = 0
+    pss_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def _mb(n: float) -> float:
+    return round(n / MB, 1)
 
 
 def summarize(samples: Iterable[Sample]) -> dict[str, Any]:
-    """The peak sample: total RSS, RSS and process count by kind, and RSS per kernel at that peak."""
+    """The peak samples: total RSS, RSS and process count by kind and RSS per kernel at the RSS peak;
+    total PSS, PSS by kind, PSS per kernel and per in-flight request at the PSS peak.
+
+    A request in flight holds one kernel while its notebook runs, so the memory one more request
+    needs is (peak - idle) ÷ kernels at that peak, idle being the first sample (taken before the
+    requests were posted): the task process, its supervisor and its kernel, and what the scheduler
+    and API server grew by for it.
+    """
     samples = list(samples)
     if not samples:
-        return {"samples": 0, "peak_rss_mb": None}
+        return {"samples": 0, "peak_rss_mb": None, "peak_pss_mb": None}
     peak = max(samples, key=lambda s: s.rss_bytes)
     kernels = peak.processes.get("kernel", 0)
     most_kernels = max(samples, key=lambda s: (s.processes.get("kernel", 0), s.rss_bytes))
+    pss_peak = max(samples, key=lambda s: s.pss_bytes)
+    pss_kernels = pss_peak.processes.get("kernel", 0)
+    idle = samples[0]
     return {
         "samples": len(samples),
-        "peak_rss_mb": round(peak.rss_bytes / MB, 1),
-        "idle_rss_mb": round(samples[0].rss_bytes / MB, 1),
-        "at_peak_mb": {kind: round(b / MB, 1) for kind, b in sorted(peak.by_kind.items())},
+        "peak_rss_mb": _mb(peak.rss_bytes),
+        "idle_rss_mb": _mb(idle.rss_bytes),
+        "at_peak_mb": {kind: _mb(b) for kind, b in sorted(peak.by_kind.items())},
         "processes_at_peak": dict(sorted(peak.processes.items())),
         "kernels_at_peak": kernels,
         "most_kernels": most_kernels.processes.get("kernel", 0),
-        "rss_per_kernel_mb": round(peak.by_kind.get("kernel", 0) / MB / kernels, 1) if kernels else None,
+        "rss_per_kernel_mb": _mb(peak.by_kind.get("kernel", 0) / kernels) if kernels else None,
+        "rss_per_in_flight_request_mb": _mb((peak.rss_bytes - idle.rss_bytes) / kernels) if kernels else None,
+        # None when no process's PSS could be read (no smaps_rollup): 0 MB would read as a measurement.
+        "peak_pss_mb": _mb(pss_peak.pss_bytes) if pss_peak.pss_bytes else None,
+        "idle_pss_mb": _mb(idle.pss_bytes) if pss_peak.pss_bytes else None,
+        "pss_at_peak_mb": {kind: _mb(b) for kind, b in sorted(pss_peak.pss_by_kind.items())},
+        "kernels_at_pss_peak": pss_kernels,
+        "pss_per_kernel_mb": (
+            _mb(pss_peak.pss_by_kind.get("kernel", 0) / pss_kernels) if pss_kernels else None
+        ),
+        "pss_per_in_flight_request_mb": (
+            _mb((pss_peak.pss_bytes - idle.pss_bytes) / pss_kernels)
+            if pss_kernels and pss_peak.pss_bytes
+            else None
+        ),
     }
 
 
@@ -110,13 +171,14 @@ def cpu_per_task(
 
 @dataclass
 class MemorySampler:
-    """Samples the summed RSS of ``root_pids`` and all their descendants every ``interval_s``, and
-    the CPU time of each of those processes.
+    """Samples the summed RSS and PSS of ``root_pids`` and all their descendants every ``interval_s``,
+    and the CPU time of each of those processes.
 
     RSS counts pages shared between processes (the forkserver's preloaded modules, in every task)
     once per process, so the sum overstates what the machine needs; it is the figure a container
-    limit is checked against, and it counts the kernels, which share little. CPU is each process's
-    user + system time at its last sample: a process that ends loses up to ``interval_s`` of it.
+    limit is checked against. PSS shares each page among the processes that map it, so its sum is
+    what the tree holds (see the module docstring). CPU is each process's user + system time at its
+    last sample: a process that ends loses up to ``interval_s`` of it.
     """
 
     root_pids: list[int]
@@ -139,6 +201,7 @@ class MemorySampler:
             except psutil.NoSuchProcess:
                 continue
         total, by_kind, processes = 0, {}, {}
+        pss_total, pss_by_kind = 0, {}
         first = not self.last_cpu
         for proc in seen.values():
             try:
@@ -148,13 +211,16 @@ class MemorySampler:
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue  # ended between the listing and the read
             kind = process_kind([title])
+            pss = read_pss(proc.pid) or 0  # None: ended since, or unreadable; its RSS still counts
+            pss_total += pss
+            pss_by_kind[kind] = pss_by_kind.get(kind, 0) + pss
             self.last_cpu[proc.pid] = CpuReading(kind, title, cpu.user + cpu.system)
             if first:
                 self.first_cpu[proc.pid] = self.last_cpu[proc.pid]
             total += rss
             by_kind[kind] = by_kind.get(kind, 0) + rss
             processes[kind] = processes.get(kind, 0) + 1
-        return Sample(total, by_kind, processes)
+        return Sample(total, by_kind, processes, pss_total, pss_by_kind)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

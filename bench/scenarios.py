@@ -27,17 +27,27 @@ def case_channel(size: int, repeat: int = 0) -> str:
     return f"C0BENCH{size:04d}" + (f"R{repeat}" if repeat else "")
 
 
+def team_channel(run: int | str) -> str:
+    """The channel of one team-notebook run (a number, or ``SLOW`` for the run with slow reads)."""
+    return f"C0BENCHTEAM{run}"
+
+
 def repeats_of(size: int, repeats: int) -> int:
     return repeats if size == REPEATED_SIZE else 1
 
 
 def bench_scenario(
-    sizes: tuple[int, ...], latency_messages: int = 0, repeats: int = 1, io_bound_requests: int = 0
+    sizes: tuple[int, ...],
+    latency_messages: int = 0,
+    repeats: int = 1,
+    io_bound_requests: int = 0,
+    team_runs: int = 0,
 ) -> dict[str, Any]:
     """The demo scenario plus one channel per case and a distinct Look per request.
 
     Look ``5000 + i`` shows the Verify query of customer ``i mod 4``, so every request costs a real
-    Looker resolution and a real notebook run on the sample warehouse.
+    Looker resolution and a real notebook run on the sample warehouse. ``team_runs``: channels for
+    the team notebook's runs (``team_channel``), plus one for its run with slow reads.
     """
     from harness.local import DEMO_SCENARIO
 
@@ -45,8 +55,10 @@ def bench_scenario(
     channels = [IDLE_CHANNEL, *(case_channel(n, r) for n in sizes for r in range(repeats_of(n, repeats)))]
     if io_bound_requests:
         channels.append(IO_BOUND_CHANNEL)
+    if team_runs:
+        channels.extend(team_channel(run) for run in [*range(team_runs), "SLOW"])
     data["slack"]["channels"].extend({"id": c, "name": c.lower(), "messages": []} for c in channels)
-    for i in range(max(*sizes, latency_messages, io_bound_requests, 0)):
+    for i in range(max(*sizes, latency_messages, io_bound_requests, 1 if team_runs else 0, 0)):
         name, query_id, _ = CUSTOMERS[i % len(CUSTOMERS)]
         data["looker"]["looks"].append(
             {

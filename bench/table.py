@@ -15,7 +15,7 @@ from bench.measuring import dig
 @dataclass
 class Row:
     label: str
-    kind: str  # "measured", "computed", "ratio"
+    kind: str  # "measured", "computed", "ratio", "difference"
     get: Callable[[dict[str, Any]], Any]  # one case (or the whole result for single-value rows)
     fmt: str = "{:.2f}"
     scope: str = "case"  # "case": a value per column; "whole": one value for the row
@@ -227,8 +227,158 @@ def rows(results: dict[str, Any]) -> list[Row]:
             "whole",
         ),
         Row("  at the peak: kernels, MB per kernel, idle MB", "measured", _memory, "{}", "whole", ""),
+        Row(
+            "  peak PSS, every Airflow process and kernel (MB)",
+            "measured",
+            lambda r: dig(r, "memory", "peak_pss_mb"),
+            "{:,.0f}",
+            "whole",
+        ),
+        Row("  at the PSS peak: kernels, PSS MB per kernel, idle MB", "measured", _pss, "{}", "whole", ""),
+        Row(
+            "  PSS per in-flight request = (peak - idle) ÷ kernels (MB)",
+            "measured",
+            lambda r: dig(r, "memory", "pss_per_in_flight_request_mb"),
+            "{:,.0f}",
+            "whole",
+        ),
+        Row(
+            "  RSS per in-flight request, same way (MB)",
+            "measured",
+            lambda r: dig(r, "memory", "rss_per_in_flight_request_mb"),
+            "{:,.0f}",
+            "whole",
+        ),
+        *team_rows(),
     ]
     return table
+
+
+def team_rows() -> list[Row]:
+    """The team notebook's rows (bench/team_notebook.py): one value each, for the whole run."""
+
+    def team(*keys: str) -> Callable[[dict[str, Any]], Any]:
+        return lambda r: dig(r, "team_notebook", *keys)
+
+    return [
+        Row(
+            "team notebook, 1 request (ported, Presto sandbox, dag.test)",
+            "measured",
+            _team,
+            "{}",
+            "whole",
+            "",
+        ),
+        Row("  papermill alone, median (s)", "measured", team("papermill_s"), "{:.1f}", "whole"),
+        Row("  under the bot: DAG run, median (s)", "measured", team("bot_run_s"), "{:.1f}", "whole"),
+        Row(
+            "  under the bot: run_notebook task, median (s)",
+            "measured",
+            team("run_notebook_task_s"),
+            "{:.1f}",
+            "whole",
+        ),
+        Row(
+            "  bot overhead = DAG run - papermill alone (s)",
+            "difference",
+            team("overhead_s"),
+            "{:.1f}",
+            "whole",
+        ),
+        Row(
+            "  notebook task overhead = task - papermill alone (s)",
+            "difference",
+            team("task_overhead_s"),
+            "{:.1f}",
+            "whole",
+        ),
+        Row(
+            "  warehouse statements per notebook (table reads)", "measured", _team_queries, "{}", "whole", ""
+        ),
+        Row("  1 request in flight: peak PSS / peak RSS (MB)", "measured", _team_peaks, "{}", "whole", ""),
+        Row(
+            "  PSS one in-flight request adds (MB)",
+            "measured",
+            team("memory", "pss_per_in_flight_request_mb"),
+            "{:,.0f}",
+            "whole",
+        ),
+        Row(
+            "  RSS one in-flight request adds (MB)",
+            "measured",
+            team("memory", "rss_per_in_flight_request_mb"),
+            "{:,.0f}",
+            "whole",
+        ),
+        Row("  its kernel: PSS / RSS (MB)", "measured", _team_kernel, "{}", "whole", ""),
+        Row("  slow reads: papermill / DAG run / overhead (s)", "measured", _team_slow, "{}", "whole", ""),
+        Row(
+            "  slow reads: ≈ table reads x s per read + papermill alone (s)",
+            "computed",
+            team("slow", "extrapolated_s"),
+            "{:.1f}",
+            "whole",
+        ),
+    ]
+
+
+def _team(results: dict[str, Any]) -> str | None:
+    team = results.get("team_notebook")
+    if not team:
+        return None
+    if team.get("skipped"):
+        return f"skipped: {team['skipped']}"
+    if team.get("error"):
+        return f"{team['state']}: {team['error'][:120]}"
+    return (
+        f"{team['state']}, {team['replies_correct']}/{team['repeats']} replies with papermill's "
+        f"{team.get('credit') or '?'}"
+    )
+
+
+def _team_queries(results: dict[str, Any]) -> str | None:
+    team = results.get("team_notebook") or {}
+    if team.get("queries") is None:
+        return None
+    return f"{team['queries']} ({team['table_reads']})"
+
+
+def _team_peaks(results: dict[str, Any]) -> str | None:
+    memory = dig(results, "team_notebook", "memory") or {}
+    if memory.get("peak_rss_mb") is None:
+        return None
+    pss = memory.get("peak_pss_mb")
+    return f"{pss if pss is not None else '-':,} / {memory['peak_rss_mb']:,}"
+
+
+def _team_kernel(results: dict[str, Any]) -> str | None:
+    memory = dig(results, "team_notebook", "memory") or {}
+    if memory.get("kernel_rss_mb") is None:
+        return None
+    pss = memory.get("kernel_pss_mb")
+    return f"{pss if pss is not None else '-'} / {memory['kernel_rss_mb']}"
+
+
+def _team_slow(results: dict[str, Any]) -> str | None:
+    slow = dig(results, "team_notebook", "slow")
+    if not slow:
+        return None
+    wrong = "" if slow["correct"] else ", reply wrong"
+    return (
+        f"{slow['papermill_s']:.1f} / {slow['bot_run_s']:.1f} / {slow['overhead_s']:.1f} "
+        f"({slow['table_reads']} reads of {slow['query_seconds']:g} s{wrong})"
+    )
+
+
+def _pss(results: dict[str, Any]) -> str | None:
+    memory = results.get("memory")
+    if not memory or memory.get("peak_pss_mb") is None:
+        return None
+    per_kernel = memory.get("pss_per_kernel_mb")
+    return (
+        f"{memory['kernels_at_pss_peak']}, {per_kernel if per_kernel is not None else '-'}, "
+        f"{memory['idle_pss_mb']:,.0f}"
+    )
 
 
 def _burst(results: dict[str, Any]) -> str | None:
@@ -345,7 +495,8 @@ def render(results: dict[str, Any], old: dict[str, Any] | None = None) -> str:
     meta = results["meta"]
     cases = result_cases(results)
     old_cases = result_cases(old) if old else {}
-    table = rows(results)
+    # --team-notebook-only ran nothing else: the other rows would all be "-".
+    table = team_rows() if meta.get("team_notebook_only") else rows(results)
     cells: list[list[str]] = []
     for row in table:
         if row.scope == "whole":
@@ -387,9 +538,16 @@ def render(results: dict[str, Any], old: dict[str, Any] | None = None) -> str:
             out.append(prefix + "".join(f"{c:>{col_w}}  " for c in line).rstrip())
     out.append("─" * width)
     out.append(
-        "measured = timed or counted in this run; computed = from the schedule, not measured; ratio = two "
-        "figures of this run. Per-request call counts are calls ÷ requests (idle: absolute)."
+        "measured = timed or counted in this run; computed = from the schedule or a model, not measured; "
+        "ratio, difference = two figures of this run. Per-request call counts are calls ÷ requests "
+        "(idle: absolute). PSS shares each page among the processes mapping it; RSS counts it in each."
     )
+    if results.get("team_notebook") and not results["team_notebook"].get("skipped"):
+        out.append(
+            "team notebook: the ported copy of the team's file, acme's Look; papermill alone runs the same "
+            f"file in this process; {meta.get('team_notebook_repeats', 1)} pair(s), medians. Its time with "
+            "slow reads ≈ table reads x seconds per read + papermill alone (production: minutes per read)."
+        )
     out.append(
         "floor = the same notebooks run with papermill one after another in one process (one kernel each); "
         f"* = the first {FLOOR_SAMPLE} measured, scaled to the backlog. {REPEATED_SIZE} requests: "
