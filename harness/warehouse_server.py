@@ -59,7 +59,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -119,6 +119,26 @@ COLUMN_NOT_FOUND = ("COLUMN_NOT_FOUND", 47, "USER_ERROR")
 TYPE_MISMATCH = ("TYPE_MISMATCH", 58, "USER_ERROR")
 INVALID_PARAMETER_USAGE = ("INVALID_PARAMETER_USAGE", 80, "USER_ERROR")
 GENERIC_INTERNAL_ERROR = ("GENERIC_INTERNAL_ERROR", 65536, "INTERNAL_ERROR")
+FUNCTION_NOT_FOUND = ("FUNCTION_NOT_FOUND", 6, "USER_ERROR")
+DIVISION_BY_ZERO = ("DIVISION_BY_ZERO", 8, "USER_ERROR")
+
+# INSUFFICIENT_RESOURCES errors (0x0002_0000 + n; the same names and numbers in Trino's and Presto's
+# StandardErrorCode). A query that fails this way may well succeed when run again.
+INSUFFICIENT_RESOURCES: dict[str, tuple[str, int, str]] = {
+    name: (name, code, "INSUFFICIENT_RESOURCES")
+    for name, code in (
+        ("GENERIC_INSUFFICIENT_RESOURCES", 131072),
+        ("EXCEEDED_GLOBAL_MEMORY_LIMIT", 131073),
+        ("QUERY_QUEUE_FULL", 131074),
+        ("EXCEEDED_TIME_LIMIT", 131075),
+        ("CLUSTER_OUT_OF_MEMORY", 131076),
+        ("EXCEEDED_CPU_LIMIT", 131077),
+        ("EXCEEDED_SPILL_LIMIT", 131078),
+        ("EXCEEDED_LOCAL_MEMORY_LIMIT", 131079),
+    )
+}
+# What the team's warehouse (Presto) said when a query ran out of memory.
+EXHAUSTED_MESSAGE = "Query exhausted resources at this scale factor"
 
 
 class QueryFailed(Exception):
@@ -128,6 +148,54 @@ class QueryFailed(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+FAULT_KINDS = ("resources", "unresponsive")
+
+
+@dataclass
+class WarehouseFault:
+    """A warehouse failure the team has seen, injected into the queries it matches.
+
+    ``kind``: ``resources`` -- the query fails as Presto's does when it runs out of memory (state FAILED,
+    ``errorType`` INSUFFICIENT_RESOURCES, ``errorName`` ``error_name``, ``message``); ``unresponsive`` --
+    the coordinator never answers the query's POST (held ``hold_s`` seconds, then the connection is
+    dropped), so the client's own request timeout fires (``requests`` ``ReadTimeout``, after the
+    client's retries; prestodb and trino both retry timeouts).
+
+    A query matches when its SQL (for ``EXECUTE name`` also the prepared statement's) contains
+    ``sql_contains`` and/or it is the ``nth`` statement the server received (1-based, every POST counts:
+    connection probes, ``SET SESSION``, ``PREPARE`` …); with neither, every query matches. The fault
+    hits ``times`` matching queries (``None``: all of them), then is gone.
+    """
+
+    kind: str
+    sql_contains: str | None = None
+    nth: int | None = None
+    times: int | None = 1
+    error_name: str = "EXCEEDED_GLOBAL_MEMORY_LIMIT"
+    message: str = EXHAUSTED_MESSAGE
+    hold_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {self.kind!r}")
+        if self.error_name not in INSUFFICIENT_RESOURCES:
+            raise ValueError(f"error_name must be one of {sorted(INSUFFICIENT_RESOURCES)}")
+        if (self.nth is not None and self.nth < 1) or (self.times is not None and self.times < 1):
+            raise ValueError("nth and times count from 1")
+
+    def matches(self, number: int, sql: str) -> bool:
+        if self.nth is not None and number != self.nth:
+            return False
+        return self.sql_contains is None or self.sql_contains in sql
+
+    @classmethod
+    def parse(cls, kind: str, match: str, times: int | None = 1) -> WarehouseFault:
+        """The CLI's form: ``#3`` is the third statement, anything else a substring of the SQL."""
+        if re.fullmatch(r"#\d+", match):
+            return cls(kind, nth=int(match[1:]), times=times)
+        return cls(kind, sql_contains=match, times=times)
 
 
 @dataclass(frozen=True)
@@ -214,6 +282,8 @@ class Query:
     update_type: str | None = None
     error: QueryFailed | None = None
     headers: dict[str, str] = field(default_factory=dict)  # Set-Session, Added-Prepare, … (no prefix)
+    number: int = 0  # the nth statement the server received
+    fault: WarehouseFault | None = None
 
 
 @dataclass(frozen=True)
@@ -240,9 +310,13 @@ class WarehouseServer:
         page_size: int = 2,
         host: str = "127.0.0.1",
         port: int = 0,
+        faults: Sequence[WarehouseFault] = (),
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect must be one of {sorted(DIALECTS)}, got {dialect!r}")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", catalog) or catalog in _DUCKDB_CATALOGS:
+            # ATTACHed under this name; DuckDB's own catalogs are taken.
+            raise ValueError(f"catalog must be a plain lower-case name other than {_DUCKDB_CATALOGS}")
         if users and tls is None:
             raise ValueError("basic auth needs TLS: the trino and prestodb clients refuse it over http")
         self.database = Path(database)
@@ -259,6 +333,11 @@ class WarehouseServer:
         self.received: list[Received] = []
         self.failed_logins = 0
         self._duck: Any = None
+        # The warehouse file's tables: {schema: {table: {column: DuckDB type}}}, read once at start.
+        self._tables: dict[str, dict[str, dict[str, str]]] = {}
+        self._faults: list[WarehouseFault] = list(faults)
+        self._statements = itertools.count(1)
+        self._stopping = threading.Event()  # wakes the handlers of unanswered (held) queries
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -271,7 +350,13 @@ class WarehouseServer:
             raise FileNotFoundError(
                 f"No warehouse at {self.database}: run python -m harness.sample_warehouse"
             )
-        self._duck = duckdb.connect(str(self.database), read_only=True)
+        # The file is ATTACHed as the configured catalog, so catalog-qualified names (hive.public.t) resolve
+        # as on the real coordinator; an in-memory database owns the connection and is never written.
+        self._duck = duckdb.connect(":memory:")
+        path = str(self.database).replace("'", "''")
+        self._duck.execute(f"ATTACH '{path}' AS {self.catalog} (READ_ONLY)")
+        self._tables = self._read_tables()
+        self._stopping.clear()
         httpd = _HttpServer(self._address, _Handler, self)
         if self.tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -291,6 +376,7 @@ class WarehouseServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -343,6 +429,39 @@ class WarehouseServer:
         with self._lock:
             return list(self._queries.values())
 
+    # ── faults ─────────────────────────────────────────────────────────────────────────────────────
+
+    def inject(self, fault: WarehouseFault) -> WarehouseFault:
+        """Queue a fault (also while running); the first queued fault that matches a query wins."""
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def faults(self) -> list[WarehouseFault]:
+        with self._lock:
+            return list(self._faults)
+
+    def _take_fault(self, number: int, sql: str) -> WarehouseFault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(number, sql):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def hold(self, query: Query) -> None:
+        """Do not answer: wait out the fault's ``hold_s`` (or the server's stop)."""
+        assert query.fault is not None
+        log.info("Not answering query %s (injected fault)", query.id)
+        self._stopping.wait(query.fault.hold_s)
+
     # ── requests ───────────────────────────────────────────────────────────────────────────────────
 
     def header(self, name: str) -> str:
@@ -383,11 +502,14 @@ class WarehouseServer:
             schema=headers.get(self.header("Schema")) or None,
             prepared=_pairs(headers.get(self.header("Prepared-Statement"), ""), unquote_plus),
         )
+        query.number = next(self._statements)
         if authenticated and header_user and header_user != authenticated:
             query.error = QueryFailed(
                 PERMISSION_DENIED,
                 f"Access Denied: User {authenticated} cannot impersonate user {header_user}",
             )
+        else:
+            query.fault = self._take_fault(query.number, _fault_text(sql, query.prepared))
         with self._lock:
             self._queries[query.id] = query
         return query
@@ -478,6 +600,8 @@ class WarehouseServer:
     # ── running SQL ────────────────────────────────────────────────────────────────────────────────
 
     def _run(self, query: Query) -> None:
+        if query.fault is not None and query.fault.kind == "resources":
+            raise QueryFailed(INSUFFICIENT_RESOURCES[query.fault.error_name], query.fault.message)
         if query.catalog is not None and query.catalog != self.catalog:
             raise QueryFailed(CATALOG_NOT_FOUND, f"Catalog '{query.catalog}' not found")
         for name in query.session:
@@ -531,27 +655,49 @@ class WarehouseServer:
         query.rows = [[True]]
 
     def _check_schema(self, schema: str) -> None:
+        if schema not in self._tables:
+            raise QueryFailed(SCHEMA_NOT_FOUND, f"Schema '{schema}' does not exist")
+
+    def _read_tables(self) -> dict[str, dict[str, dict[str, str]]]:
+        tables: dict[str, dict[str, dict[str, str]]] = {}
         cursor = self._duck.cursor()
         try:
-            found = cursor.execute(
-                "SELECT 1 FROM information_schema.schemata WHERE schema_name = ?", [schema]
-            ).fetchone()
+            for schema, table, column, data_type in cursor.execute(
+                "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_catalog = ? ORDER BY table_schema, table_name, ordinal_position",
+                [self.catalog],
+            ).fetchall():
+                tables.setdefault(schema, {}).setdefault(table, {})[column] = data_type
+            for (schema,) in cursor.execute(
+                "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = ?", [self.catalog]
+            ).fetchall():
+                tables.setdefault(schema, {})  # an empty schema exists too
         finally:
             cursor.close()
-        if not found:
-            raise QueryFailed(SCHEMA_NOT_FOUND, f"Schema '{schema}' does not exist")
+        return tables
+
+    def _cursor(self, schema: str | None) -> Any:
+        """A DuckDB cursor whose default catalog and schema are the session's, as unqualified names need."""
+        if schema:
+            self._check_schema(schema)
+        cursor = self._duck.cursor()
+        # Both names are checked (the catalog at construction, the schema against the file) and quoted.
+        cursor.execute(f'USE "{self.catalog}"."{schema or "main"}"')
+        return cursor
+
+    def translate(self, sql: str, schema: str | None) -> str:
+        """``sql`` in the server's dialect (Presto or Trino) as DuckDB SQL; see :func:`translate`."""
+        return translate(sql, self.dialect.name, catalog=self.catalog, schema=schema, tables=self._tables)
 
     def _describe(self, statement: str, schema: str | None) -> None:
         """Analyse a statement without running it, as a coordinator does on PREPARE."""
         import duckdb
 
-        cursor = self._duck.cursor()
+        translated = self.translate(statement, schema)
+        cursor = self._cursor(schema)
         try:
-            if schema:
-                self._check_schema(schema)
-                cursor.execute(f"SET schema = '{schema}'")
             # The cursor is its own DuckDB connection: the check statement goes away with it.
-            cursor.execute(f"PREPARE credit_bot_check AS {statement}")
+            cursor.execute(f"PREPARE credit_bot_check AS {translated}")
         except duckdb.Error as exc:
             raise _failure(exc) from None
         finally:
@@ -560,21 +706,20 @@ class WarehouseServer:
     def _select(self, query: Query, sql: str, using: str | None) -> None:
         import duckdb
 
-        cursor = self._duck.cursor()
+        translated = self.translate(sql, query.schema)
+        cursor = self._cursor(query.schema)
         try:
-            if query.schema:
-                self._check_schema(query.schema)
-                cursor.execute(f"SET schema = '{query.schema}'")
             parameters: list[Any] = []
             if using:
-                parameters = list(cursor.execute(f"SELECT {_decimal_literals(using)}").fetchone() or [])
-            expected = _placeholders(sql)
+                values = translate(f"SELECT {using}", self.dialect.name, name_columns=False)
+                parameters = list(cursor.execute(values).fetchone() or [])
+            expected = _placeholders(translated)
             if expected != len(parameters):
                 raise QueryFailed(
                     INVALID_PARAMETER_USAGE,
                     f"Incorrect number of parameters: expected {expected} but found {len(parameters)}",
                 )
-            cursor.execute(sql, parameters or None)
+            cursor.execute(translated, parameters or None)
             description = cursor.description or []
             query.columns = [_column(name, str(type_code)) for name, type_code, *_ in description]
             types = [str(type_code) for _, type_code, *_ in description]
@@ -644,6 +789,10 @@ class _Handler(BaseHTTPRequestHandler):
             if not (self.headers.get(coordinator.header("User")) or user):
                 return self._text(400, "User must be set")
             query = coordinator.submit(body, self.headers, user)
+            if query.fault is not None and query.fault.kind == "unresponsive":
+                coordinator.hold(query)
+                self.close_connection = True  # dropped without an answer, as a hung coordinator's
+                return None
             if query.error is not None:
                 query.state = "FAILED"
             return self._json(200, coordinator.results(query, "post", 0))
@@ -684,6 +833,201 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+# ── Presto/Trino SQL on DuckDB ─────────────────────────────────────────────────────────────────────
+
+# DuckDB's own catalogs: the warehouse file cannot be attached under these names.
+_DUCKDB_CATALOGS = ("memory", "system", "temp", "main")
+# Units for which Presto's date_add on a DATE gives a DATE (DuckDB's date + interval gives a TIMESTAMP).
+_DATE_UNITS = frozenset({"DAY", "WEEK", "MONTH", "QUARTER", "YEAR"})
+_INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "INT", "BIGINT", "HUGEINT"})
+
+
+@dataclass
+class _Columns:
+    """Column types of the tables a statement reads: by table alias, and by bare column name."""
+
+    by_alias: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    by_name: dict[str, set[str]] = field(default_factory=dict)
+
+
+def translate(
+    sql: str,
+    read: str = "presto",
+    *,
+    catalog: str | None = None,
+    schema: str | None = None,
+    tables: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
+    name_columns: bool = True,
+) -> str:
+    """One Presto (``read="presto"``) or Trino (``"trino"``) statement as DuckDB SQL, with Presto's semantics.
+
+    sqlglot translates the dialect (functions, literals, quoting). On top of it, where Presto and DuckDB
+    differ: ``date_add``/``date_trunc`` of a DATE stay DATEs, integer ``/`` integer stays an integer
+    (truncated), and unnamed result columns are ``_col0``, ``_col1`` … (``name_columns``). With ``tables``
+    (``{schema: {table: {column: type}}}`` of ``catalog``) table names are checked as the coordinator
+    checks them (another catalog: CATALOG_NOT_FOUND, then SCHEMA_NOT_FOUND, TABLE_NOT_FOUND; unqualified
+    names are in ``schema``), and the column types tell which values are DATEs or integers.
+    Raises :class:`QueryFailed`: SYNTAX_ERROR for what sqlglot cannot parse, NOT_SUPPORTED for what it
+    cannot write for DuckDB.
+    """
+    import sqlglot
+    from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
+
+    try:
+        # The DECIMAL shim first: sqlglot would make DECIMAL '1.2345' a bare DECIMAL, DuckDB's (18,3).
+        statements = [s for s in sqlglot.parse(_decimal_literals(sql), read=read) if s is not None]
+    except ParseError as exc:
+        raise QueryFailed(SYNTAX_ERROR, _parse_message(exc)) from None
+    except TokenError as exc:
+        raise QueryFailed(SYNTAX_ERROR, f"line 1:1: {exc}") from None
+    if len(statements) != 1:
+        raise QueryFailed(SYNTAX_ERROR, f"line 1:1: expected one statement, got {len(statements)}")
+    tree = statements[0]
+    columns = _Columns()
+    if tables is not None:
+        columns = _referenced_columns(tree, catalog, schema, tables)
+    _presto_semantics(tree, columns)
+    if name_columns:
+        _name_columns(tree)
+    try:
+        return tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise QueryFailed(NOT_SUPPORTED, f"Not supported by the warehouse sandbox: {exc}") from None
+
+
+def _parse_message(exc: Exception) -> str:
+    """Presto's ``line L:C: …`` form of a sqlglot parse error."""
+    errors: list[dict[str, Any]] = getattr(exc, "errors", None) or [{}]
+    first = errors[0]
+    description = str(first.get("description") or exc).strip()
+    # sqlglot names the end of the statement by its internal sentinel token.
+    description = re.sub(r"<Token token_type: TokenType\.SENTINEL[^>]*>", "end of input", description)
+    near = first.get("highlight")
+    where = f" at '{near}'" if near else ""
+    return f"line {first.get('line', 1)}:{first.get('col', 1)}: {description}{where}"
+
+
+def _referenced_columns(
+    tree: Any, catalog: str | None, schema: str | None, tables: Mapping[str, Mapping[str, Mapping[str, str]]]
+) -> _Columns:
+    from sqlglot import exp
+
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    columns = _Columns()
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue  # a table function, not a name
+        # Presto's names are case-insensitive (the Hive connector keeps them lower case).
+        name, in_catalog, in_schema = table.name.lower(), table.catalog.lower(), table.db.lower()
+        if not in_catalog and not in_schema and name in ctes:
+            continue
+        if in_catalog and catalog and in_catalog != catalog:
+            raise QueryFailed(CATALOG_NOT_FOUND, f"Catalog '{in_catalog}' not found")
+        table_schema = in_schema or schema
+        if not table_schema or table_schema == "information_schema":
+            continue
+        if table_schema not in tables:
+            raise QueryFailed(SCHEMA_NOT_FOUND, f"Schema '{table_schema}' does not exist")
+        if name not in tables[table_schema]:
+            raise QueryFailed(TABLE_NOT_FOUND, f"Table '{catalog}.{table_schema}.{name}' does not exist")
+        found = tables[table_schema][name]
+        columns.by_alias[table.alias_or_name.lower()] = found
+        for column, column_type in found.items():
+            columns.by_name.setdefault(column.lower(), set()).add(column_type)
+    return columns
+
+
+def _type_kind(type_text: str) -> str | None:
+    base = type_text.upper().split("(")[0].strip()
+    if base == "DATE":
+        return "date"
+    if base.startswith("TIMESTAMP"):
+        return "timestamp"
+    return "integer" if base in _INTEGER_TYPES else None
+
+
+def _kind(node: Any, columns: _Columns) -> str | None:
+    """``date``, ``timestamp``, ``integer`` or None (unknown or other) -- what Presto would type ``node``."""
+    from sqlglot import exp
+
+    if isinstance(node, (exp.Paren, exp.Neg, exp.Sum, exp.Min, exp.Max, exp.Abs)):
+        return _kind(node.this, columns)
+    if isinstance(node, (exp.Cast, exp.TryCast)):
+        return _type_kind(node.to.sql(dialect="duckdb"))
+    if isinstance(node, exp.Literal):
+        return "integer" if node.is_int else None
+    if isinstance(node, (exp.Count, exp.RowNumber, exp.IntDiv, exp.Length, exp.ApproxDistinct)):
+        return "integer"
+    if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Mod)):
+        left, right = _kind(node.this, columns), _kind(node.expression, columns)
+        return "integer" if left == right == "integer" else None
+    if isinstance(node, exp.Case):
+        kinds = {_kind(branch.args.get("true"), columns) for branch in node.args.get("ifs") or []}
+        kinds.add(_kind(node.args.get("default"), columns))
+        return kinds.pop() if len(kinds) == 1 else None
+    if isinstance(node, exp.CurrentDate):
+        return "date"
+    if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier):
+        name, qualifier = node.name.lower(), node.table.lower()
+        if qualifier in columns.by_alias:
+            found = {t for c, t in columns.by_alias[qualifier].items() if c.lower() == name}
+        else:
+            found = columns.by_name.get(name, set())
+        kinds = {_type_kind(t) for t in found}
+        return kinds.pop() if len(kinds) == 1 else None
+    return None
+
+
+def _presto_semantics(tree: Any, columns: _Columns) -> None:
+    """Rewrite, in place and innermost first, what DuckDB would answer differently from Presto."""
+    from sqlglot import exp
+
+    for node in reversed(list(tree.walk(bfs=False))):
+        unit = node.args.get("unit")
+        if isinstance(node, exp.DateAdd) and unit is not None and unit.name.upper() in _DATE_UNITS:
+            if _kind(node.this, columns) == "date":
+                _wrap_cast(node, "DATE")  # date_add('day', -90, DATE '…') is a DATE in Presto
+        elif isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)):
+            if _kind(node.this, columns) == "date":
+                _wrap_cast(node, "DATE")  # date_trunc('month', a_date) is a DATE in Presto
+        elif isinstance(node, exp.Div) and _integers(node, columns):
+            # Presto: 7 / 2 = 3 (truncated toward zero); DuckDB's / gives 3.5, its // truncates too.
+            node.replace(exp.IntDiv(this=node.this, expression=node.expression))
+
+
+def _integers(node: Any, columns: _Columns) -> bool:
+    return _kind(node.this, columns) == "integer" == _kind(node.expression, columns)
+
+
+def _wrap_cast(node: Any, to: str) -> None:
+    from sqlglot import exp
+
+    cast = exp.Cast(to=exp.DataType.build(to))
+    node.replace(cast)
+    cast.set("this", node)
+
+
+def _name_columns(tree: Any) -> None:
+    """Presto names an unnamed result column ``_col`` and its position (``SELECT count(*)`` → ``_col0``)."""
+    from sqlglot import exp
+
+    select = tree
+    while isinstance(select, exp.SetOperation):
+        select = select.this  # the first SELECT of a UNION names the columns
+    if not isinstance(select, exp.Select):
+        return
+    for position, projection in enumerate(list(select.expressions)):
+        if not isinstance(projection, (exp.Alias, exp.Column, exp.Star, exp.Dot)):
+            projection.replace(exp.alias_(projection.copy(), f"_col{position}"))
+
+
+def _fault_text(sql: str, prepared: Mapping[str, str]) -> str:
+    """What a fault's ``sql_contains`` looks at: the SQL, and for ``EXECUTE name`` the statement too."""
+    if match := re.match(r"(?is)\s*EXECUTE\s+(\w+)", _strip_leading_comments(sql)):
+        return f"{sql}\n{prepared.get(match.group(1), '')}"
+    return sql
 
 
 # ── SQL text and values ────────────────────────────────────────────────────────────────────────────
@@ -738,7 +1082,12 @@ def _failure(exc: Exception) -> QueryFailed:
     if isinstance(exc, duckdb.ParserException):
         return QueryFailed(SYNTAX_ERROR, message)
     if isinstance(exc, duckdb.CatalogException):
+        if re.search(r"Function with name \S+ does not exist", message):
+            # A Presto function sqlglot passed through and DuckDB does not have.
+            return QueryFailed(FUNCTION_NOT_FOUND, message)
         return QueryFailed(TABLE_NOT_FOUND, message)
+    if "division by zero" in message.lower():
+        return QueryFailed(DIVISION_BY_ZERO, "Division by zero")
     if isinstance(exc, duckdb.BinderException):
         return QueryFailed(COLUMN_NOT_FOUND if "not found" in message.lower() else TYPE_MISMATCH, message)
     if isinstance(exc, duckdb.ConversionException):
@@ -772,7 +1121,8 @@ def _column(name: str, duck_type: str) -> dict[str, Any]:
         precision, scale = int(match.group(1)), int(match.group(2))
         return _typed(name, f"decimal({precision},{scale})", "decimal", [precision, scale])
     if upper == "HUGEINT":
-        return _typed(name, "decimal(38,0)", "decimal", [38, 0])
+        # DuckDB sums integers into HUGEINT; Presto's sum of integers is a bigint.
+        return _typed(name, "bigint", "bigint", [])
     if upper.startswith("TIMESTAMP"):
         return _typed(name, "timestamp(6)", "timestamp", [6])
     if upper in _SIMPLE_TYPES:
@@ -798,7 +1148,7 @@ def _json_value(value: Any, duck_type: str) -> Any:
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, int):
-        return str(value) if duck_type.upper() == "HUGEINT" else value
+        return value
     if isinstance(value, float):
         if value != value:
             return "NaN"
@@ -828,12 +1178,43 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tls-dir", type=Path, help="serve https with a fresh self-signed certificate here")
     parser.add_argument("--user", help="require basic auth as this user; the password is read from stdin")
+    parser.add_argument("--catalog", default="hive", help="the catalog the warehouse file is served as")
+    parser.add_argument(
+        "--fail-resources",
+        action="append",
+        default=[],
+        metavar="MATCH",
+        help=f"fail the query matching MATCH (#N: the Nth statement; else a substring of its SQL) with "
+        f"INSUFFICIENT_RESOURCES EXCEEDED_GLOBAL_MEMORY_LIMIT, {EXHAUSTED_MESSAGE!r} (repeatable)",
+    )
+    parser.add_argument(
+        "--unresponsive",
+        action="append",
+        default=[],
+        metavar="MATCH",
+        help="do not answer the query matching MATCH (as --fail-resources): the client times out",
+    )
+    parser.add_argument(
+        "--fault-times", type=int, default=1, help="how many matching queries each fault hits (0: all)"
+    )
     args = parser.parse_args(argv)
     users = None
     if args.user:
         users = {args.user: sys.stdin.readline().rstrip("\n")}
     tls = self_signed_tls(args.tls_dir) if args.tls_dir else None
-    with WarehouseServer(args.database, dialect=args.dialect, users=users, tls=tls, port=args.port) as server:
+    times = args.fault_times or None
+    faults = [WarehouseFault.parse("resources", match, times) for match in args.fail_resources] + [
+        WarehouseFault.parse("unresponsive", match, times) for match in args.unresponsive
+    ]
+    with WarehouseServer(
+        args.database,
+        dialect=args.dialect,
+        users=users,
+        tls=tls,
+        port=args.port,
+        catalog=args.catalog,
+        faults=faults,
+    ) as server:
         print(f"{server.dialect.name} protocol on {server.url}" + (f" (CA: {tls.cert_file})" if tls else ""))
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
