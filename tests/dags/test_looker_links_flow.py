@@ -10,6 +10,7 @@ the reference notebook's to set), so a wrong account shows as a wrong amount too
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -189,3 +190,39 @@ def test_an_explore_url_without_fields_is_escalated_naming_what_is_missing(dag, 
     assert thread_posts(stack, ts) == []
     assert "without the fields=" in _dm(stack, ts)
     assert stack.sandbox.calls(api="looker", method="POST /queries") == []
+
+
+PSMS_NOTEBOOK = PROJECT_ROOT / "tests" / "data" / "psms_credit.ipynb"
+
+
+def _notebook_names(ts: str) -> list[str]:
+    """The notebooks a request ran, by name (papermill ran an instrumented copy: ``<name>.<hash>.ipynb``)."""
+    return [
+        Path(nbformat.read(path, as_version=4).metadata["papermill"]["input_path"]).name.split(".")[0]
+        for path in ledger_entry(ts)["notebooks"]
+    ]
+
+
+def test_a_second_product_by_settings_alone(dag, stack, post):
+    """Issue 29 item 7: a PSMS rule that names a notebook; Verify keeps its own; nothing else changes."""
+    verify_rule = {"name": "verify", "pattern": "authy", "notebook": "verify_credit.ipynb"}
+    psms_rule = {"name": "psms", "pattern": "Programmable Messaging", "notebook": str(PSMS_NOTEBOOK)}
+    stack.use_settings(products=[verify_rule, psms_rule])
+    psms = post(f"PSMS: <{HOST}/looks/106>")
+    verify = post(f"Verify: <{HOST}/looks/102>")
+    both = post(f"two products: <{HOST}/looks/106> and <{HOST}/looks/102>")
+
+    assert _run(dag) == "success"
+
+    assert thread_posts(stack, psms) == ["Approved, $42.50, exceptions"]
+    assert _notebook_names(psms) == ["psms_credit"]
+    [answer] = thread_posts(stack, verify)
+    assert answer.startswith("Approved, $")
+    assert answer != "Approved, $42.50, exceptions"
+    assert _notebook_names(verify) == ["verify_credit"]
+    # Not summed across products: escalated, both named.
+    assert thread_posts(stack, both) == []
+    dm = _dm(stack, both)
+    assert "2 products' notebooks" in dm
+    assert f"psms: {HOST}/looks/106" in dm
+    assert f"verify: {HOST}/looks/102" in dm
