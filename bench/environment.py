@@ -19,7 +19,8 @@ DAG_FILE = ROOT / "dags" / "credit_bot.py"
 PLUGINS = ROOT / "plugins"
 NOTEBOOK = ROOT / "include" / "notebooks" / "verify_credit.ipynb"
 RESULTS_DIR = ROOT / "bench-results"
-SCHEMA_VERSION = 1
+# 2: the team_notebook section; PSS next to RSS in memory (keys added, none changed).
+SCHEMA_VERSION = 2
 
 SIZES = (1, 10, 50)
 QUICK_SIZES = (1,)

@@ -295,7 +295,14 @@ def team_rows() -> list[Row]:
         Row(
             "  warehouse statements per notebook (table reads)", "measured", _team_queries, "{}", "whole", ""
         ),
-        Row("  1 request in flight: peak PSS / peak RSS (MB)", "measured", _team_peaks, "{}", "whole", ""),
+        Row(
+            "  1 request in flight, this process + kernel: peak PSS / RSS (MB)",
+            "measured",
+            _team_peaks,
+            "{}",
+            "whole",
+            "",
+        ),
         Row(
             "  PSS one in-flight request adds (MB)",
             "measured",
@@ -493,10 +500,11 @@ def _format(value: Any, fmt: str) -> str:
 
 def render(results: dict[str, Any], old: dict[str, Any] | None = None) -> str:
     meta = results["meta"]
-    cases = result_cases(results)
-    old_cases = result_cases(old) if old else {}
-    # --team-notebook-only ran nothing else: the other rows would all be "-".
-    table = team_rows() if meta.get("team_notebook_only") else rows(results)
+    team_only = bool(meta.get("team_notebook_only"))
+    # --team-notebook-only ran nothing else: the other rows and the cases' columns would all be "-".
+    cases = {} if team_only else result_cases(results)
+    old_cases = result_cases(old) if old and not team_only else {}
+    table = team_rows() if team_only else rows(results)
     cells: list[list[str]] = []
     for row in table:
         if row.scope == "whole":
@@ -528,8 +536,9 @@ def render(results: dict[str, Any], old: dict[str, Any] | None = None) -> str:
             f"(±%) = change against commit {old['meta']['commit']} of {old['meta']['timestamp']}; ! = worse"
         )
     out.append("─" * width)
-    out.append(f"{'':<{label_w}}  {'':<{kind_w}}  " + "".join(f"{n:>{col_w}}  " for n in cases))
-    out.append("─" * width)
+    if cases:  # a column per case; the team notebook's rows alone have one value each
+        out.append(f"{'':<{label_w}}  {'':<{kind_w}}  " + "".join(f"{n:>{col_w}}  " for n in cases))
+        out.append("─" * width)
     for row, line in zip(table, cells, strict=True):
         prefix = f"{row.label:<{label_w}}  {row.kind:<{kind_w}}  "
         if row.scope == "whole":
@@ -548,10 +557,11 @@ def render(results: dict[str, Any], old: dict[str, Any] | None = None) -> str:
             f"file in this process; {meta.get('team_notebook_repeats', 1)} pair(s), medians. Its time with "
             "slow reads ≈ table reads x seconds per read + papermill alone (production: minutes per read)."
         )
-    out.append(
-        "floor = the same notebooks run with papermill one after another in one process (one kernel each); "
-        f"* = the first {FLOOR_SAMPLE} measured, scaled to the backlog. {REPEATED_SIZE} requests: "
-        f"{meta.get('repeat', 1)} run + floor pair(s), the one with the median ratio shown. "
-        f"Bench wall time {meta.get('bench_wall_s', 0):.0f} s."
-    )
+    if not team_only:
+        out.append(
+            "floor = the same notebooks run with papermill one after another in one process (one kernel "
+            f"each); * = the first {FLOOR_SAMPLE} measured, scaled to the backlog. {REPEATED_SIZE} requests: "
+            f"{meta.get('repeat', 1)} run + floor pair(s), the one with the median ratio shown."
+        )
+    out.append(f"Bench wall time {meta.get('bench_wall_s', 0):.0f} s.")
     return "\n".join(out)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.environment import HEAVY_MODULES
+from bench.environment import HEAVY_MODULES, SCHEMA_VERSION
 from bench.table import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,9 +36,30 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_result_has_every_section(results):
-    assert {"schema", "meta", "parse", "idle_first", "idle", "backlog", "latency"} <= set(results)
+    assert {"schema", "meta", "parse", "idle_first", "idle", "backlog", "latency", "team_notebook"} <= set(
+        results
+    )
+    assert results["schema"] == SCHEMA_VERSION
     assert results["meta"]["executor"] == "dag.test"
     assert list(results["backlog"]) == ["1"]
+
+
+def test_team_notebook_is_answered_with_papermills_credit_or_skipped_with_the_reason(results):
+    team = results["team_notebook"]
+    if team.get("skipped"):  # the team's file is not on this machine: the reason names where it looked
+        assert "team's notebook is not at" in team["skipped"]
+        return
+    assert team["state"] == "success", team.get("error")
+    assert team["repeats"] == 1  # --quick
+    assert team["replies_correct"] == 1
+    assert team["credit"] in team["reply"]
+    assert team["papermill_s"] > 0
+    assert 0 < team["run_notebook_task_s"] < team["bot_run_s"]
+    assert team["overhead_s"] == team["bot_run_s"] - team["papermill_s"]
+    assert team["queries"] >= team["table_reads"] >= 1
+    memory = team["memory"]
+    assert 0 < memory["pss_per_in_flight_request_mb"] <= memory["rss_per_in_flight_request_mb"]
+    assert 0 < memory["peak_pss_mb"] <= memory["peak_rss_mb"]
 
 
 def test_parse_imports_nothing_heavy(results):
