@@ -34,9 +34,26 @@ What it does, per dialect (``trino``: ``X-Trino-*`` headers; ``presto``: ``X-Pre
   someone else is refused (``PERMISSION_DENIED``). Passwords and the ``Authorization`` header are never
   logged or recorded.
 
-SQL runs on DuckDB as sent; one shim only: parameter literals ``DECIMAL '1.2345'`` (how the trino client
-sends a ``Decimal``) become ``CAST('1.2345' AS DECIMAL(38, 4))``, since DuckDB would read them as
-``DECIMAL(18,3)`` and drop digits. The Looker SQL and the reference notebook's queries need nothing else.
+Presto/Trino SQL: the warehouse file is ATTACHed as the catalog (``hive`` by default), so
+``hive.public.t``, ``public.t``, ``"public".t`` and, with the ``Schema`` header ``public``, ``t`` all
+resolve; each statement is translated with sqlglot (``read=`` the server's dialect, ``write="duckdb"``, see
+:func:`translate`). Known to be covered (checked against Trino's function reference, tested through
+prestodb): ``date_add`` (a DATE stays a DATE), ``date_trunc`` (same), ``replace`` with two arguments
+(removes), ``substr``, ``length``, ``lower``/``upper``, ``CAST(… AS double)``, ``try_cast``, ``NULLIF``,
+``COALESCE`` of ``TIMESTAMP``/``date`` literals, ``ROUND(x, 3)``, ``COUNT(DISTINCT …)``,
+``approx_distinct``, ``ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)``, CTEs, ``LIKE``, ``"to"``/``"date"``
+quoted identifiers, ``block = true``, integer ``/`` (truncates), ``%``, ``DECIMAL '…'`` literals (exact:
+made ``CAST('…' AS DECIMAL(38, s))`` before sqlglot, which would give DuckDB's DECIMAL(18,3)), unnamed
+columns named ``_col0`` …, integer sums as ``bigint``. Names are checked as the coordinator does
+(CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, TABLE_NOT_FOUND); sqlglot parse errors are SYNTAX_ERROR
+(``line L:C: …``); a function DuckDB lacks is FUNCTION_NOT_FOUND. Known gaps: decimal ``/`` gives a
+double (Presto: a decimal), column types through CTEs are guessed by column name.
+
+Faults (``faults=[WarehouseFault(…)]``, ``server.inject(…)``, CLI ``--fail-resources MATCH``,
+``--unresponsive MATCH``; MATCH ``#N`` is the Nth statement, anything else a substring of the SQL):
+``resources`` fails the query as Presto does when it runs out of memory (``INSUFFICIENT_RESOURCES``,
+``EXCEEDED_GLOBAL_MEMORY_LIMIT`` 131073, "Query exhausted resources at this scale factor");
+``unresponsive`` never answers its POST, so the client times out (``requests``' ``ReadTimeout``).
 
 ``self_signed_tls(directory)`` makes a throwaway certificate for 127.0.0.1; clients verify against it.
 CLI: ``python -m harness.warehouse_server --dialect presto --port 8443`` (see ``--help``).
