@@ -179,3 +179,14 @@ def test_operator_dm_links_the_notebook_view(base_url, expected) -> None:
         base_url=base_url,
     )
     assert expected in text.splitlines()
+
+
+def test_operator_dm_names_the_query_each_link_gave() -> None:
+    query = (
+        "dashboard 801 tile 'Spend': query 90001 (built from query 2001), filters: "
+        "counters_by_billable_item.account_sid = AC00000000000000000000000000000a01 [url]"
+    )
+    text = operator_dm(
+        problem="boom", permalink=None, channel="C1", ts="1.2", log_url=None, next_step="n", queries=[query]
+    )
+    assert f"• Query: {query}" in text.splitlines()

@@ -186,6 +186,7 @@ class SlackSide:
             log_url=log_url,
             next_step=next_step,
             links=decision.get("links"),
+            queries=decision.get("queries"),
             notebooks=decision.get("notebooks"),
             requester=request.get("user"),
             base_url=configured_base_url(),

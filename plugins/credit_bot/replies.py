@@ -51,6 +51,7 @@ def operator_dm(
     notebooks: list[str] | None = None,
     requester: str | None = None,
     base_url: str | None = None,
+    queries: list[str] | None = None,
 ) -> str:
     """A private message to an operator: what failed, which request, where to look, what happens next.
 
@@ -67,6 +68,8 @@ def operator_dm(
         )
     for link in links or []:
         lines.append(f"• Looker link: {link}")
+    for query in queries or []:  # which SQL ran: the query's id or slug, its filters and their source
+        lines.append(f"• Query: {defang(query, 1000)}")
     for path in notebooks or []:
         lines.append(f"• Executed notebook: {notebook_line(path, base_url)}")
     if log_url:

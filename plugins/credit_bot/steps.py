@@ -505,7 +505,15 @@ def decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
     """What should happen to a request, given what resolve and the notebooks produced.
 
     Returns ``{"action": "answer"|"ask_link"|"ignore"|"escalate"|"retry", ...}``; no side effects.
+    ``queries`` names, per link, the query whose SQL went (or would have gone) to a notebook.
     """
+    decision = _decide(resolved)
+    if resolved and resolved.get("queries") and decision["action"] in ("answer", "escalate", "retry"):
+        decision["queries"] = [q["text"] for q in resolved["queries"] if q.get("text")]
+    return decision
+
+
+def _decide(resolved: dict[str, Any] | None) -> dict[str, Any]:
     from credit_bot.money import InvalidAmount
     from credit_bot.notebooks import NotebookResultError, read_result, validate_credit
 
@@ -644,6 +652,8 @@ def _carry_out(
         "links": decision.get("links", []),
         "requester": request.get("user", ""),  # the form's named person for a workflow post
     }
+    if decision.get("queries"):  # which query each link gave: id or slug, filters and their source
+        outcome["queries"] = decision["queries"]
     action = decision["action"]
     if action == "ignore":
         log.info("ignored silently: %s", decision["reason"])

@@ -142,6 +142,8 @@ def test_dashboards_explores_and_sql_runner_links_answer_for_the_sql_they_descri
     assert sources["billable_item_metadata_alex.product"] == ("%Authy%", "saved")
     assert (job["query"]["kind"], job["query"]["based_on"]) == ("dashboard_tile", "2001")
     assert f"{ACME} [url]" in job["query_text"]
+    # ... and the ledger (so the requests page) names the query per link.
+    assert ledger_entry(filtered)["queries"] == [job["query_text"]]
     [job] = _resolved(run_id, unfiltered)["jobs"]
     assert "AC00000000000000000000000000000b01 [default]" in job["query_text"]
     [job] = _resolved(run_id, sql_runner)["jobs"]
@@ -161,6 +163,11 @@ def test_dashboards_explores_and_sql_runner_links_answer_for_the_sql_they_descri
     assert "'Spend by country'" in dm
     assert "'Spend by day'" in dm
     assert "Which Look or tile holds the fraud spend?" in dm
+    # The DM names each query the link gave, its filters and where their values came from.
+    queries = [line for line in dm.splitlines() if line.startswith("• Query: ")]
+    assert len(queries) == 2
+    assert all("[default]" in line for line in queries)
+    assert ledger_entry(two_tiles)["queries"] == [line.removeprefix("• Query: ") for line in queries]
     # Merged results and text only: named, and the DM asks for a Look instead.
     assert thread_posts(stack, merged_only) == []
     dm = _dm(stack, merged_only)

@@ -208,6 +208,8 @@ def requests_page(
             links.append(f'<a href="{e(slack)}" target="_blank" rel="noopener noreferrer">Slack thread</a>')
         else:
             links.append(f'<span class="muted">{e(row["channel"])} {e(row["ts"])}</span>')
+        for query in row.get("queries") or []:  # which query each link gave, and its filters' sources
+            links.append(f'<span class="muted">{e(query)}</span>')
         notebooks = _notebook_cells(row, output_dir, stored, app_base)
         if notebooks:
             links.append(notebooks)
