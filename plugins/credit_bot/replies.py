@@ -26,8 +26,8 @@ def approval(amount: Decimal, category: str) -> str:
 def link_request(looker_hosts: list[str]) -> str:
     hosts = ", ".join(looker_hosts) if looker_hosts else "your Looker instance"
     return (
-        "Please provide a Looker link (a Look, an explore with a saved query, a share link or a "
-        f"dashboard on {hosts}) with the fraud spend for this request. Edit this post or reply in "
+        "Please provide a Looker link (a Look, an explore, a share link, a dashboard or a SQL Runner "
+        f"query on {hosts}) with the fraud spend for this request. Edit this post or reply in "
         "this thread with the link and CreditBot will pick it up."
     )
 
