@@ -159,3 +159,36 @@ def test_team_notebook_answers_with_its_own_numbers_and_the_reference_agrees(
     for name, ts in reference.items():
         replies = thread_posts(presto, ts)
         assert replies == ([team_answers[name]] if team_answers[name] else []), (name, replies)
+
+
+def test_warehouse_out_of_resources_is_retried_and_named_in_words(
+    dag: Any, presto: LocalStack, team_notebook: Path
+) -> None:
+    """The team's cost query (``true_cost``, cell 16 of their file) failed with "Query exhausted resources
+    at this scale factor": retried, and the operators read which query failed and why."""
+    from harness.warehouse_server import WarehouseFault
+
+    assert presto.warehouse_server is not None
+    # Every try of this run hits it (Airflow's retry included); the next run finds the warehouse well.
+    presto.warehouse_server.inject(
+        WarehouseFault("resources", sql_contains="latest_provider_cogs", times=None)
+    )
+    presto.use_settings(products=[{"name": "verify", "pattern": "authy", "notebook": str(team_notebook)}])
+    ts = presto.sandbox.add_message(
+        CHANNEL, f"Fraud spend: <{HOST}/looks/{LOOKS['acme']}>", user="U0REQUESTER"
+    )
+    assert str(_run(dag).state) == "failed"  # the notebook task failed: the run says so
+    assert thread_posts(presto, ts) == []
+    assert ledger_entry(ts)["outcome"] == "retrying"
+    [dm] = [d["text"] for d in presto.sandbox.dms() if f"p{ts.replace('.', '')}" in d["text"]]
+    assert (
+        "the warehouse ran out of resources running the query `true_cost` (Presto "
+        "EXCEEDED_GLOBAL_MEMORY_LIMIT: Query exhausted resources at this scale factor); usually temporary"
+        in dm
+    )
+    assert "cell 16" in dm  # numbered as in the ported file (the os.chdir cell is gone)
+
+    presto.warehouse_server.clear_faults()
+    assert str(_run(dag).state) == "success"
+    [reply] = thread_posts(presto, ts)
+    assert reply.startswith("Approved, $")
