@@ -1,0 +1,34 @@
+"""CreditBot's errors: one root, three branches that say what happens next.
+
+Behaviour follows the class, never the message text:
+
+- :class:`SetupError` — a setting, connection, scope or notebook to fix. The run fails at once, without
+  Airflow's retries (retrying cannot fix a setting), and the failure alert names it.
+- :class:`TransientError` — the world was briefly unwell (Looker or Slack 5xx, a timeout, the warehouse
+  out of resources, a kernel that died). Airflow retries the task; later runs retry the request up to
+  ``max_attempts``; then the operators hear it gave up.
+- :class:`RejectedRequest` — this request cannot be answered as it is (an amount that must not be
+  posted, a link that gives no query, a Look that does not exist). Escalated to the operators once,
+  never retried.
+
+The errors of the services CreditBot talks to (Slack, Looker, the warehouse, papermill) are translated
+into these where they are caught, each by one table in the module that talks to that service.
+"""
+
+from __future__ import annotations
+
+
+class CreditBotError(Exception):
+    """Root of every error CreditBot raises on purpose."""
+
+
+class SetupError(CreditBotError):
+    """Something in the deployment must be fixed by a person; the run fails at once, no retry."""
+
+
+class TransientError(CreditBotError):
+    """Worth trying again: Airflow retries the task, later runs the request, then it is escalated."""
+
+
+class RejectedRequest(CreditBotError):
+    """This request cannot be answered as it is: the operators are told once, nothing is retried."""
