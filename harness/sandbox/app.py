@@ -1,5 +1,20 @@
 """The Sandbox object: owns the emulated Slack and Looker state, runs the server in a background thread,
-and exposes the Python control API that tests and the demo use."""
+and exposes the Python control API that tests and the demo use.
+
+Interactivity (issue 31), what the bot's tests call:
+
+- ``click(user, channel, message_ts, action_id, block_id=None, wait=False)``: a person clicks a button
+  of a real message; the ``block_actions`` payload goes over the open Socket Mode connection.
+- ``interactions()`` / ``interaction(envelope_id)`` / ``wait_interaction(envelope_id)``: delivery and
+  ack state of each click (``status`` acked/failed/pending, ``failure``, ``user_saw_error``);
+  ``interaction_payload(envelope_id)``: the payload sent; ``set_ack_timeout(seconds)``: the 3 s window.
+- ``response_url_calls(user=None)``: what the bot POSTed to response_urls, and what it did.
+- ``ephemerals(user=None, channel=None)``: ephemeral messages per user; ``updates(channel, ts)``:
+  chat.update and replace_original; ``message(channel, ts)``: a message as it is now.
+- ``posts()`` / ``dms()`` now carry ``blocks`` too.
+
+The same over HTTP for other processes: ``SandboxClient`` (client.py) and ``/_sandbox/...`` (control.py).
+"""
 
 from __future__ import annotations
 
@@ -165,6 +180,21 @@ class Sandbox:
         """Reactions the bot added: channel, timestamp, name, user."""
         return self.slack.reactions(channel)
 
+    def ephemerals(self, user: str | None = None, channel: str | None = None) -> list[dict[str, Any]]:
+        """Ephemeral messages (chat.postEphemeral, and response_url answers that are not in_channel),
+        oldest first: channel, ``user`` (the only person who sees it), ts, text, blocks, thread_ts,
+        via ("chat.postEphemeral" | "response_url"), deleted. Never in history, never an event."""
+        return self.slack.ephemerals(user=user, channel=channel)
+
+    def updates(self, channel: str | None = None, ts: str | None = None) -> list[dict[str, Any]]:
+        """Messages replaced in place, oldest first: channel, ts, text, blocks, previous_text,
+        via ("chat.update" | "response_url" with replace_original), user (the clicker), at."""
+        return self.slack.updates(channel=channel, ts=ts)
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        """A message as it is now (text, blocks, edited …); ValueError if there is none."""
+        return self.slack.message(channel, ts)
+
     # ---- manipulation ------------------------------------------------------------------------------
 
     def add_message(
@@ -233,6 +263,61 @@ class Sandbox:
     def socket_lose_acks(self, times: int = 1) -> None:
         """Ignore the next ``times`` Socket Mode acks, so those envelopes are redelivered on reconnect."""
         self.socket_mode.lose_acks(times=times)
+
+    # ---- interactivity (Block Kit buttons over Socket Mode) ------------------------------------------
+
+    def click(
+        self,
+        user: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        block_id: str | None = None,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        """``user`` clicks the button ``action_id`` of message ``message_ts`` in ``channel`` (a DM's
+        channel id, e.g. "D0OPERATOR", or a channel; an ephemeral message shown to that user works too).
+
+        Builds the ``block_actions`` payload Slack sends (see SlackApi.block_actions_payload) and
+        delivers it in an ``interactive`` envelope over the open Socket Mode connection. Returns the
+        interaction's state (see interaction()); with ``wait`` it first waits for the ack or the
+        failure. Raises ValueError for a user, channel, message or button that does not exist (or
+        several buttons with that action_id and no ``block_id``). A click with no connection open is
+        recorded as failed (``no_connection``), as Slack shows the user an error then.
+        """
+        payload = self.slack.block_actions_payload(user, channel, message_ts, action_id, self.url, block_id)
+        envelope_id = self.socket_mode.publish_interactive(payload)
+        if wait:
+            return self.socket_mode.wait_interaction(envelope_id)
+        return self.socket_mode.interaction(envelope_id)
+
+    def interactions(self) -> list[dict[str, Any]]:
+        """Every click so far, oldest first: envelope_id, user, channel, message_ts, is_ephemeral,
+        action_id, block_id, value, response_url, delivered(_at), acked(_at), ack_seconds,
+        ack_timeout, status ("pending" | "acked" | "failed"), failure ("no_connection" |
+        "not_acknowledged" | "late_ack"), user_saw_error (Slack's error shown to the clicker)."""
+        return self.socket_mode.interactions()
+
+    def interaction(self, envelope_id: str) -> dict[str, Any]:
+        """One click's state (the fields of interactions()); KeyError if unknown."""
+        return self.socket_mode.interaction(envelope_id)
+
+    def interaction_payload(self, envelope_id: str) -> dict[str, Any]:
+        """The exact ``block_actions`` payload that click sent."""
+        return self.socket_mode.interaction_payload(envelope_id)
+
+    def wait_interaction(self, envelope_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until the click is acked or failed (default: the ack window plus 1 s); its state."""
+        return self.socket_mode.wait_interaction(envelope_id, timeout=timeout)
+
+    def set_ack_timeout(self, seconds: float) -> None:
+        """Shorten (or restore) the 3 s acknowledgement window for clicks from now on."""
+        self.socket_mode.set_ack_timeout(seconds)
+
+    def response_url_calls(self, user: str | None = None) -> list[dict[str, Any]]:
+        """What arrived at clicks' response_urls, oldest first: user, channel, message_ts, body,
+        status, error, effect ("replaced" | "deleted" | "ephemeral" | "in_channel"), ts, at."""
+        return self.slack.response_url_calls(user=user)
 
     def _control(self, verb: str, path: str, params: dict[str, Any]) -> Reply:
         return handle_control(self, verb, path, params)

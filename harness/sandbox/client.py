@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -112,3 +113,68 @@ class SandboxClient:
     def socket_lose_acks(self, times: int = 1) -> None:
         """Ignore the next ``times`` Socket Mode acks (they get redelivered on reconnect)."""
         self._call("POST", "socket-mode/lose-acks", body={"times": times})
+
+    # ---- interactivity (see Sandbox.click and friends for the fields) ------------------------------
+
+    def ephemerals(self, user: str | None = None, channel: str | None = None) -> list[dict[str, Any]]:
+        """Ephemeral messages, each with the only ``user`` who sees it."""
+        return self._call("GET", "ephemerals", {"user": user, "channel": channel})["ephemerals"]
+
+    def updates(self, channel: str | None = None, ts: str | None = None) -> list[dict[str, Any]]:
+        """Messages replaced in place (chat.update, response_url replace_original)."""
+        return self._call("GET", "updates", {"channel": channel, "ts": ts})["updates"]
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        """A message as it is now."""
+        return self._call("GET", "message", {"channel": channel, "ts": ts})["message"]
+
+    def click(
+        self,
+        user: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        block_id: str | None = None,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        """``user`` clicks a button; returns the interaction's state. SandboxControlError (400) when
+        the message or the button does not exist."""
+        body = {
+            "user": user,
+            "channel": channel,
+            "message_ts": message_ts,
+            "action_id": action_id,
+            "block_id": block_id,
+            "wait": wait,
+        }
+        return self._call("POST", "click", body=body)["interaction"]
+
+    def interactions(self) -> list[dict[str, Any]]:
+        """Every click's delivery and ack state."""
+        return self._call("GET", "interactions")["interactions"]
+
+    def interaction(self, envelope_id: str) -> dict[str, Any]:
+        """One click's state."""
+        return self._call("GET", "interactions", {"envelope_id": envelope_id})["interaction"]
+
+    def interaction_payload(self, envelope_id: str) -> dict[str, Any]:
+        """The block_actions payload that click sent."""
+        query = {"envelope_id": envelope_id, "payload": "1"}
+        return self._call("GET", "interactions", query)["payload"]
+
+    def wait_interaction(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Poll until the click is acked or failed (or ``timeout`` passes); its state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.interaction(envelope_id)
+            if state["status"] != "pending" or time.monotonic() >= deadline:
+                return state
+            time.sleep(0.05)
+
+    def set_ack_timeout(self, seconds: float) -> None:
+        """The acknowledgement window of clicks from now on."""
+        self._call("POST", "interactions/ack-timeout", body={"seconds": seconds})
+
+    def response_url_calls(self, user: str | None = None) -> list[dict[str, Any]]:
+        """What arrived at response_urls and what it did."""
+        return self._call("GET", "response-url-calls", {"user": user})["calls"]

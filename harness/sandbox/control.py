@@ -90,6 +90,50 @@ def _socket_lose_acks(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _ephemerals(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    user, channel = params.get("user") or None, params.get("channel") or None
+    return {"ephemerals": sb.ephemerals(user=user, channel=channel)}
+
+
+def _updates(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    return {"updates": sb.updates(channel=params.get("channel") or None, ts=params.get("ts") or None)}
+
+
+def _message(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    return {"message": sb.message(str(params["channel"]), str(params["ts"]))}
+
+
+def _click(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    interaction = sb.click(
+        str(params["user"]),
+        str(params["channel"]),
+        str(params["message_ts"]),
+        str(params["action_id"]),
+        block_id=params.get("block_id") or None,
+        wait=bool(params.get("wait", False)),
+    )
+    return {"interaction": interaction}
+
+
+def _interactions(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    envelope_id = params.get("envelope_id")
+    if not envelope_id:
+        return {"interactions": sb.interactions()}
+    out = {"interaction": sb.interaction(str(envelope_id))}
+    if str(params.get("payload", "")).lower() in {"1", "true"}:
+        out["payload"] = sb.interaction_payload(str(envelope_id))
+    return out
+
+
+def _ack_timeout(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    sb.set_ack_timeout(float(params["seconds"]))
+    return {}
+
+
+def _response_url_calls(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
+    return {"calls": sb.response_url_calls(user=params.get("user") or None)}
+
+
 def _expire_looker_tokens(sb: Sandbox, params: dict[str, Any]) -> dict[str, Any]:
     return {"revoked": sb.expire_looker_tokens()}
 
@@ -111,6 +155,13 @@ _ENDPOINTS: dict[tuple[str, str], Callable[[Sandbox, dict[str, Any]], dict[str, 
     ("POST", "socket-mode/disconnect"): _socket_disconnect,
     ("POST", "socket-mode/refuse"): _socket_refuse,
     ("POST", "socket-mode/lose-acks"): _socket_lose_acks,
+    ("GET", "ephemerals"): _ephemerals,
+    ("GET", "updates"): _updates,
+    ("GET", "message"): _message,
+    ("POST", "click"): _click,
+    ("GET", "interactions"): _interactions,
+    ("POST", "interactions/ack-timeout"): _ack_timeout,
+    ("GET", "response-url-calls"): _response_url_calls,
 }
 
 ENDPOINTS = sorted(f"{verb} /_sandbox/{name}" for verb, name in _ENDPOINTS)

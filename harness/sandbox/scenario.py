@@ -42,6 +42,8 @@ class SlackScenario:
     token: str = DEFAULT_SLACK_TOKEN
     app_token: str = DEFAULT_SLACK_APP_TOKEN  # Socket Mode's app-level token (apps.connections.open)
     max_page_size: int | None = None
+    # Socket Mode: seconds the app has to acknowledge an interactive envelope (Slack: 3).
+    ack_timeout_seconds: float = 3.0
     # Granted to the bot token; sent back in X-OAuth-Scopes and enforced per method (missing_scope).
     scopes: list[str] = field(default_factory=lambda: list(DEFAULT_SLACK_SCOPES))
     users: list[dict[str, Any]] = field(default_factory=list)
@@ -176,9 +178,16 @@ def _check_looker_refs(looker: LookerScenario) -> None:
 
 
 def _check_slack(slack: SlackScenario) -> None:
-    """Channels need ids; a page-size cap, when given, must be positive."""
+    """Channels need ids (and ``members``, when given, is a list: who may see ephemerals and click
+    there; without it every scenario user is a member); a page-size cap and the ack window are positive."""
     for channel in slack.channels:
         if not channel.get("id"):
             raise ScenarioError(f"slack channel without id: {channel.get('name')}")
     if slack.max_page_size is not None and int(slack.max_page_size) < 1:
         raise ScenarioError("slack.max_page_size must be at least 1")
+    if float(slack.ack_timeout_seconds) <= 0:
+        raise ScenarioError("slack.ack_timeout_seconds must be positive")
+    for channel in slack.channels:
+        members = channel.get("members")
+        if members is not None and not isinstance(members, list):
+            raise ScenarioError(f"slack channel {channel['id']}: members is a list of user ids")

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 from harness.sandbox.faults import Fault, FaultInjector
 from harness.sandbox.looker_api import API_VERSION, NOT_FOUND_MESSAGE, LookerApi, looker_error
 from harness.sandbox.recorder import CallLog
-from harness.sandbox.slack_api import SlackApi
+from harness.sandbox.slack_api import RESPONSE_URL_PREFIX, SlackApi
 from harness.sandbox.wire import Reply
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         try:
             if path.startswith(CONTROL_PREFIX):
                 reply = self.server.control(verb, path, params)
+            elif path.startswith(RESPONSE_URL_PREFIX) and verb == "POST":
+                # An interaction's response_url (Slack's https://hooks.slack.com/actions/...).
+                reply = self.server.slack.response_url(path, params)
+                self.server.calls.record("slack", "response_url", path, params, reply.status)
             elif path.startswith(SLACK_PREFIX):
                 reply = self._slack(path, params, headers)
             elif path.startswith("/api/") or path.startswith(LOOKER_PREFIX + "/api/"):

@@ -8,13 +8,22 @@ import copy
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+from harness.sandbox.blocks import InvalidBlocks, find_button, parse_blocks
 from harness.sandbox.faults import Fault
 from harness.sandbox.scenario import SlackScenario
 from harness.sandbox.wire import Reply, as_bool, bearer_token
+
+# response_url: "up to 5 times within 30 minutes" of the interaction
+# (https://docs.slack.dev/interactivity/handling-user-interaction, "Message responses").
+RESPONSE_URL_MAX_USES = 5
+RESPONSE_URL_LIFETIME_SECONDS = 30 * 60
+RESPONSE_URL_PREFIX = "/slack/actions/"
 
 # Slack documents 1000 as the hard maximum; history defaults to 100, replies to 1000.
 _MAX_LIMIT = 1000
@@ -28,6 +37,8 @@ _REPLIES_DEFAULT_LIMIT = 1000
 _METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.open": ("im:write", "mpim:write", "channels:manage", "groups:write"),
     "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
     "reactions.add": ("reactions:write",),
 }
 
@@ -79,6 +90,7 @@ class Channel:
     is_im: bool = False
     user: str | None = None
     created: int = 0
+    members: list[str] | None = None  # None: every scenario user (public channel); DMs: the DM's user
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def ordered(self) -> list[dict[str, Any]]:
@@ -117,6 +129,10 @@ class SlackApi:
         self._users: dict[str, dict[str, Any]] = {u["id"]: dict(u) for u in scenario.users}
         self._posts: list[dict[str, Any]] = []
         self._reactions: list[dict[str, Any]] = []
+        self._ephemerals: list[dict[str, Any]] = []
+        self._updates: list[dict[str, Any]] = []
+        self._response_urls: dict[str, dict[str, Any]] = {}
+        self._response_url_calls: list[dict[str, Any]] = []
         # Socket Mode hooks, set by the Sandbox: where channel message events go, and where
         # apps.connections.open gets its websocket URL.
         self.event_listeners: list[Callable[[dict[str, Any]], Any]] = []
@@ -128,6 +144,8 @@ class SlackApi:
             "conversations.info": self._info,
             "conversations.open": self._open,
             "chat.postMessage": self._post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._post_ephemeral,
             "chat.getPermalink": self._permalink,
             "chat.delete": self._chat_delete,
             "reactions.add": self._reactions_add,
@@ -320,7 +338,8 @@ class SlackApi:
                 del ch.messages[ts]
 
     def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
-        """Messages the bot posted through chat.postMessage, oldest first."""
+        """Messages the bot posted (chat.postMessage, response_url in_channel), oldest first; as
+        posted (later updates are in updates()); ``blocks`` only when the post had blocks."""
         with self._lock:
             channel_id = self._require_channel(channel).id if channel else None
             return [
@@ -346,6 +365,231 @@ class SlackApi:
         with self._lock:
             channel_id = self._require_channel(channel).id if channel else None
             return [dict(r) for r in self._reactions if channel_id is None or r["channel"] == channel_id]
+
+    def ephemerals(self, user: str | None = None, channel: str | None = None) -> list[dict[str, Any]]:
+        """Ephemeral messages shown so far (chat.postEphemeral and response_url), oldest first:
+        channel, user (the only one who sees it), ts, text, blocks, thread_ts, via, deleted."""
+        with self._lock:
+            channel_id = self._require_channel(channel).id if channel else None
+            return [
+                copy.deepcopy(e)
+                for e in self._ephemerals
+                if (user is None or e["user"] == user) and (channel_id is None or e["channel"] == channel_id)
+            ]
+
+    def updates(self, channel: str | None = None, ts: str | None = None) -> list[dict[str, Any]]:
+        """Replacements of messages in place, oldest first: channel, ts, text, blocks, previous_text,
+        via ("chat.update" or "response_url"), user (who clicked, for response_url), at."""
+        with self._lock:
+            channel_id = self._require_channel(channel).id if channel else None
+            return [
+                copy.deepcopy(u)
+                for u in self._updates
+                if (channel_id is None or u["channel"] == channel_id) and (ts is None or u["ts"] == ts)
+            ]
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        """A message as it is now (after updates), as conversations.history would show it."""
+        with self._lock:
+            ch = self._require_channel(channel)
+            return self._render(ch, self._require_message(ch.id, ts), include_metadata=True)
+
+    def response_url_calls(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Every POST to a response_url, oldest first: the clicking ``user``, channel, message_ts,
+        ``body`` (what arrived), ``status``/``error`` of the answer, ``effect`` ("replaced",
+        "deleted", "ephemeral", "in_channel"; None when refused) and ``ts`` of a new message."""
+        with self._lock:
+            return [copy.deepcopy(c) for c in self._response_url_calls if user is None or c["user"] == user]
+
+    def block_actions_payload(
+        self,
+        user: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        base_url: str,
+        block_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The ``block_actions`` payload Slack sends when ``user`` clicks the button ``action_id`` of the
+        message ``message_ts`` in ``channel`` (a message in the conversation, or an ephemeral one shown
+        to that user); registers its response_url under ``base_url``. ValueError when the user, the
+        channel, the message or the button does not exist, or the user cannot see the message.
+
+        Shape: https://docs.slack.dev/reference/interaction-payloads/block_actions-payload, and payloads
+        captured from Slack in public code (e.g. ``container`` {type, message_ts, channel_id,
+        is_ephemeral}; no ``message`` when the container is ephemeral; DM channels named
+        "directmessage"; each action with action_id, block_id, text, value, style, type, action_ts).
+        """
+        with self._lock:
+            if user not in self._users:
+                raise ValueError(f"unknown user {user!r}")
+            ch = self._require_channel(channel)
+            msg = ch.messages.get(message_ts)
+            ephemeral = None
+            if msg is None:
+                ephemeral = next(
+                    (
+                        e
+                        for e in self._ephemerals
+                        if e["channel"] == ch.id and e["ts"] == message_ts and not e["deleted"]
+                    ),
+                    None,
+                )
+                if ephemeral is None:
+                    raise ValueError(f"no message {message_ts} in {ch.id}")
+                if ephemeral["user"] != user:
+                    shown_to = ephemeral["user"]
+                    raise ValueError(f"the ephemeral message {message_ts} is shown to {shown_to}, not {user}")
+            elif not self._is_member(ch, user):
+                raise ValueError(f"{user} is not in {ch.id} and cannot see its messages")
+            blocks = (ephemeral or msg or {}).get("blocks")
+            try:
+                button, found_block_id = find_button(blocks, action_id, block_id)
+            except LookupError as exc:
+                raise ValueError(f"message {message_ts} in {ch.id}: {exc}") from exc
+            s = self.scenario
+            action_ts = self._clock.next()
+            key = f"{s.team_id}/{uuid.uuid4().int % 10**13}/{uuid.uuid4().hex[:24]}"
+            self._response_urls[key] = {
+                "user": user,
+                "channel": ch.id,
+                "message_ts": message_ts,
+                "is_ephemeral": ephemeral is not None,
+                "created": time.monotonic(),
+                "uses": 0,
+            }
+            name = self._users[user].get("name") or user
+            action: dict[str, Any] = {
+                "action_id": action_id,
+                "block_id": found_block_id,
+                "text": copy.deepcopy(button["text"]),
+                "type": "button",
+                "action_ts": action_ts,
+            }
+            for optional in ("value", "style"):
+                if optional in button:
+                    action[optional] = button[optional]
+            payload: dict[str, Any] = {
+                "type": "block_actions",
+                "user": {"id": user, "username": name, "name": name, "team_id": s.team_id},
+                "api_app_id": s.app_id,
+                # The deprecated verification token: a fake value (apps are told not to rely on it).
+                "token": "sandbox-verification-token",
+                "container": {
+                    "type": "message",
+                    "message_ts": message_ts,
+                    "channel_id": ch.id,
+                    "is_ephemeral": ephemeral is not None,
+                },
+                "trigger_id": f"{uuid.uuid4().int % 10**13}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+                "team": {"id": s.team_id, "domain": self._team_domain()},
+                "enterprise": None,
+                "is_enterprise_install": False,
+                "channel": {"id": ch.id, "name": "directmessage" if ch.is_im else (ch.name or ch.id)},
+                "response_url": f"{base_url.rstrip('/')}{RESPONSE_URL_PREFIX}{key}",
+                "actions": [action],
+            }
+            if msg is not None:
+                payload["message"] = self._render(ch, msg, include_metadata=False)
+            return payload
+
+    def response_url(self, path: str, params: dict[str, Any]) -> Reply:
+        """Answer a POST to a response_url (the JSON slack_sdk's WebhookClient sends): ``text``,
+        ``blocks``, ``replace_original``, ``delete_original``, ``response_type`` (``ephemeral``, the
+        default, or ``in_channel``), ``thread_ts``. Usable 5 times within 30 minutes.
+
+        Effects as docs.slack.dev/messaging/modifying-messages and
+        docs.slack.dev/interactivity/handling-user-interaction describe them: replace_original replaces
+        the clicked message in place (an ephemeral one too), delete_original deletes it, otherwise a new
+        message is shown: only to the clicking user (ephemeral) or to the channel (in_channel).
+        Slack publishes no schema for the answer; the sandbox answers 200 ``{"ok": true}``, and 404
+        ``{"ok": false, "error": "expired_url" | "used_url" | "invalid_url"}`` or 400 ``no_text`` /
+        ``invalid_blocks``."""
+        key = path.removeprefix(RESPONSE_URL_PREFIX).strip("/")
+        with self._lock:
+            record = self._response_urls.get(key)
+            call: dict[str, Any] = {
+                "user": record["user"] if record else None,
+                "channel": record["channel"] if record else None,
+                "message_ts": record["message_ts"] if record else None,
+                "body": copy.deepcopy(params),
+                "at": time.time(),
+                "effect": None,
+                "ts": None,
+            }
+            self._response_url_calls.append(call)
+            status, error = self._respond(record, params, call)
+            call["status"], call["error"] = status, error
+        if error is not None:
+            return Reply.json({"ok": False, "error": error}, status=status)
+        return Reply.json({"ok": True})
+
+    def _respond(
+        self, record: dict[str, Any] | None, params: dict[str, Any], call: dict[str, Any]
+    ) -> tuple[int, str | None]:
+        if record is None:
+            return 404, "invalid_url"
+        if time.monotonic() - record["created"] > RESPONSE_URL_LIFETIME_SECONDS:
+            return 404, "expired_url"
+        if record["uses"] >= RESPONSE_URL_MAX_USES:
+            return 404, "used_url"
+        record["uses"] += 1
+        ch = self._channels[record["channel"]]
+        target = (
+            next(
+                (e for e in self._ephemerals if e["channel"] == ch.id and e["ts"] == record["message_ts"]),
+                None,
+            )
+            if record["is_ephemeral"]
+            else ch.messages.get(record["message_ts"])
+        )
+        if as_bool(params.get("delete_original", False)):
+            if target is not None and record["is_ephemeral"]:
+                target["deleted"] = True
+            elif target is not None:
+                self.delete_message(ch.id, record["message_ts"])
+            call["effect"] = "deleted"
+            return 200, None
+        try:
+            blocks = parse_blocks(params.get("blocks"))
+        except InvalidBlocks:
+            return 400, "invalid_blocks"
+        text = str(params.get("text") or "")
+        if not text and not blocks and not params.get("attachments"):
+            return 400, "no_text"
+        if as_bool(params.get("replace_original", False)) and target is not None:
+            if record["is_ephemeral"]:
+                target.update({"text": text, "blocks": copy.deepcopy(blocks)})
+                self._updates.append(
+                    {
+                        "channel": ch.id,
+                        "ts": target["ts"],
+                        "text": text,
+                        "blocks": copy.deepcopy(blocks),
+                        "previous_text": None,
+                        "via": "response_url",
+                        "user": record["user"],
+                        "at": time.time(),
+                    }
+                )
+            else:
+                attachments = params.get("attachments")
+                self._replace(ch, target, text, blocks, attachments, via="response_url", user=record["user"])
+            call["effect"] = "replaced"
+            return 200, None
+        thread_ts = str(params.get("thread_ts") or "") or None
+        if params.get("response_type") == "in_channel":
+            ts, msg = self._bot_message(ch, text, blocks, params.get("attachments"), thread_ts)
+            self._emit(ch, self._render(ch, msg, include_metadata=False))
+            call["effect"], call["ts"] = "in_channel", ts
+        else:
+            ts = self._add_ephemeral(ch, record["user"], text, blocks, thread_ts, via="response_url")
+            call["effect"], call["ts"] = "ephemeral", ts
+        return 200, None
+
+    def _team_domain(self) -> str:
+        host = urlsplit(self.scenario.workspace_url).hostname or "sandbox"
+        return host.split(".")[0]
 
     # ---- Web API methods ---------------------------------------------------------------------------
 
@@ -437,7 +681,8 @@ class SlackApi:
     def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         ch = self._channel_param(params, allow_user=True)
         text = params.get("text")
-        if not text and not params.get("blocks") and not params.get("attachments"):
+        blocks = self._blocks_param(params.get("blocks"))
+        if not text and not blocks and not params.get("attachments"):
             raise SlackError("no_text")
         thread_ts = params.get("thread_ts") or None
         if thread_ts is not None:
@@ -453,6 +698,22 @@ class SlackApi:
             else:
                 thread_ts = parent["ts"]
         metadata = self._metadata_param(params.get("metadata"))
+        ts, msg = self._bot_message(ch, text or "", blocks, params.get("attachments"), thread_ts, metadata)
+        if thread_ts is not None and as_bool(params.get("reply_broadcast", False)):
+            msg["subtype"] = "thread_broadcast"
+        self._emit(ch, self._render(ch, msg, include_metadata=False))
+        return {"channel": ch.id, "ts": ts, "message": self._render(ch, msg, include_metadata=True)}
+
+    def _bot_message(
+        self,
+        ch: Channel,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        attachments: Any,
+        thread_ts: str | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """Store a message the bot posts (chat.postMessage, or response_url with in_channel)."""
         s = self.scenario
         ts = self._clock.next()
         msg: dict[str, Any] = {
@@ -460,29 +721,144 @@ class SlackApi:
             "user": s.bot_user_id,
             "bot_id": s.bot_id,
             "app_id": s.app_id,
-            "text": text or "",
+            "text": text,
             "team": s.team_id,
             "bot_profile": self._bot_profile(),
             "thread_ts": thread_ts,
             "metadata": metadata,
-            "blocks": params.get("blocks"),
-            "attachments": params.get("attachments"),
+            "blocks": blocks,
+            "attachments": attachments,
         }
-        if thread_ts is not None and as_bool(params.get("reply_broadcast", False)):
-            msg["subtype"] = "thread_broadcast"
         ch.messages[ts] = msg
-        self._emit(ch, self._render(ch, msg, include_metadata=False))
-        self._posts.append(
+        post: dict[str, Any] = {
+            "channel": ch.id,
+            "ts": ts,
+            "text": text,
+            "thread_ts": thread_ts,
+            "metadata": copy.deepcopy(metadata),
+            "dm_user": ch.user if ch.is_im else None,
+        }
+        if blocks is not None:
+            post["blocks"] = copy.deepcopy(blocks)  # as stored: block_ids and action_ids filled in
+        self._posts.append(post)
+        return ts, msg
+
+    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        """chat.update (https://docs.slack.dev/reference/methods/chat.update): the app's own message
+        only (``cant_update_message`` otherwise; docs.slack.dev/messaging/modifying-messages), never an
+        ephemeral one (not in the conversation: ``message_not_found``). Left-out ``blocks`` or
+        ``attachments`` keep the message's previous ones, an empty array removes them (the method's
+        argument docs). ``edit_window_closed`` concerns user tokens under a workspace edit window, not
+        bot tokens: inject it as a fault (``slack_error``) to test it."""
+        ch = self._channel_param(params)
+        ts = str(params.get("ts") or "")
+        msg = self._message(ch, ts)
+        if msg.get("user") != self.scenario.bot_user_id or msg.get("subtype") == "tombstone":
+            raise SlackError("cant_update_message")
+        blocks = self._blocks_param(params.get("blocks")) if "blocks" in params else msg.get("blocks")
+        attachments = params.get("attachments") if "attachments" in params else msg.get("attachments")
+        text = params.get("text")
+        if not text and not blocks and not attachments:
+            raise SlackError("no_text")
+        self._replace(ch, msg, str(text or ""), blocks, attachments, via="chat.update")
+        rendered = self._render(ch, msg, include_metadata=False)
+        rendered.pop("ts", None)  # the docs' answer carries ts beside the message, not in it
+        return {"channel": ch.id, "ts": ts, "text": msg["text"], "message": rendered}
+
+    def _replace(
+        self,
+        ch: Channel,
+        msg: dict[str, Any],
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        attachments: Any,
+        via: str,
+        user: str | None = None,
+    ) -> None:
+        """Replace a message's content in place (same ts): ``message_changed``, recorded in updates."""
+        previous = self._render(ch, msg, include_metadata=False)
+        edit_ts = self._clock.next()
+        msg["text"] = text
+        msg["blocks"] = blocks or None
+        msg["attachments"] = attachments or None
+        if via == "chat.update":
+            msg["edited"] = {"user": self.scenario.bot_user_id, "ts": edit_ts}
+        self._updates.append(
             {
                 "channel": ch.id,
-                "ts": ts,
-                "text": msg["text"],
-                "thread_ts": thread_ts,
-                "metadata": copy.deepcopy(metadata),
-                "dm_user": ch.user if ch.is_im else None,
+                "ts": msg["ts"],
+                "text": text,
+                "blocks": copy.deepcopy(blocks),
+                "previous_text": previous.get("text"),
+                "via": via,
+                "user": user,
+                "at": time.time(),
             }
         )
-        return {"channel": ch.id, "ts": ts, "message": self._render(ch, msg, include_metadata=True)}
+        self._emit(
+            ch,
+            {
+                "type": "message",
+                "subtype": "message_changed",
+                "hidden": True,
+                "message": self._render(ch, msg, include_metadata=False),
+                "previous_message": previous,
+                "ts": edit_ts,
+            },
+        )
+
+    def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        """chat.postEphemeral (https://docs.slack.dev/reference/methods/chat.postEphemeral): shown only to
+        ``user``, who must be in the channel (``user_not_in_channel``); never in history and never an
+        event; answers ``message_ts``. Recorded per user for ephemerals()."""
+        ch = self._channel_param(params)
+        user = str(params.get("user") or "")
+        if not self._is_member(ch, user):
+            raise SlackError("user_not_in_channel")
+        text = params.get("text")
+        blocks = self._blocks_param(params.get("blocks"))
+        if not text and not blocks and not params.get("attachments"):
+            raise SlackError("no_text")
+        thread_ts = str(params.get("thread_ts") or "") or None
+        ts = self._add_ephemeral(ch, user, str(text or ""), blocks, thread_ts, via="chat.postEphemeral")
+        return {"message_ts": ts}
+
+    def _add_ephemeral(
+        self,
+        ch: Channel,
+        user: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        thread_ts: str | None,
+        via: str,
+    ) -> str:
+        ts = self._clock.next()
+        self._ephemerals.append(
+            {
+                "channel": ch.id,
+                "user": user,
+                "ts": ts,
+                "text": text,
+                "blocks": copy.deepcopy(blocks),
+                "thread_ts": thread_ts,
+                "via": via,
+                "deleted": False,
+            }
+        )
+        return ts
+
+    def _is_member(self, ch: Channel, user: str) -> bool:
+        if user not in self._users or self._users[user].get("deleted"):
+            return False
+        if ch.is_im:
+            return user == ch.user
+        return ch.members is None or user in ch.members
+
+    def _blocks_param(self, value: Any) -> list[dict[str, Any]] | None:
+        try:
+            return parse_blocks(value)
+        except InvalidBlocks as exc:
+            raise SlackError("invalid_blocks") from exc
 
     def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
         ch = self._channel_param(params)
@@ -548,7 +924,12 @@ class SlackApi:
 
     def _seed(self, scenario: SlackScenario) -> None:
         for spec in scenario.channels:
-            ch = Channel(id=spec["id"], name=spec.get("name"), created=int(spec.get("created", 1700000000)))
+            ch = Channel(
+                id=spec["id"],
+                name=spec.get("name"),
+                created=int(spec.get("created", 1700000000)),
+                members=list(spec["members"]) if spec.get("members") is not None else None,
+            )
             self._channels[ch.id] = ch
             for raw in spec.get("messages", []):
                 raw = dict(raw)

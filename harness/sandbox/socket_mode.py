@@ -2,6 +2,17 @@
 ``hello``, pushes an ``events_api`` envelope for every channel message event, records acknowledgements,
 and redelivers unacknowledged envelopes (``retry_attempt`` + 1) when a client reconnects.
 
+Interactions (a button click, ``Sandbox.click``) arrive over the same connection as ``interactive``
+envelopes ``{"envelope_id", "payload", "type": "interactive", "accepts_response_payload": false}``
+(https://docs.slack.dev/apis/events-api/using-socket-mode; the same shape as the interactive envelopes
+in python-slack-sdk's tests/slack_sdk/socket_mode/mock_socket_mode_server.py). The app must acknowledge
+one (send back ``{"envelope_id": …}``) within 3 seconds; Slack does not redeliver an interaction, and
+the clicking user sees an error instead (https://docs.slack.dev/interactivity/handling-user-interaction,
+"Acknowledgment response"). So an interaction is delivered once, to the newest connection, and ends
+``acked``, or ``failed`` with the reason: ``no_connection``, ``not_acknowledged`` (nothing within the
+window) or ``late_ack`` (acked after it). The window is ``ack_timeout`` (scenario
+``slack.ack_timeout_seconds``, default 3.0), shorter in tests.
+
 The websocket server (the ``websockets`` library) starts on first use, on its own thread and event
 loop, so importing or starting the sandbox costs nothing when Socket Mode is not used.
 """
@@ -9,13 +20,14 @@ loop, so importing or starting the sandbox costs nothing when Socket Mode is not
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import threading
 import time
 import uuid
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,6 +65,62 @@ class Envelope:
         }
 
 
+@dataclass
+class Interaction:
+    """One ``interactive`` envelope and whether and when it was acknowledged."""
+
+    envelope_id: str
+    payload: dict[str, Any]
+    ack_timeout: float
+    created_at: float = field(default_factory=time.time)
+    delivered_at: float | None = None  # wall clock
+    delivered_mono: float | None = None
+    acked_at: float | None = None
+    ack_seconds: float | None = None
+    ack_payload: Any = None
+    failure: str | None = None  # no_connection | not_acknowledged | late_ack
+
+    def status(self) -> str:
+        """``pending`` (within the window), ``acked`` or ``failed``."""
+        if self.failure is not None:
+            return "failed"
+        if self.acked_at is not None:
+            return "acked"
+        if self.delivered_mono is not None and time.monotonic() - self.delivered_mono > self.ack_timeout:
+            self.failure = "not_acknowledged"
+            return "failed"
+        return "pending"
+
+    def summary(self) -> dict[str, Any]:
+        status = self.status()
+        action = (self.payload.get("actions") or [{}])[0]
+        container = self.payload.get("container") or {}
+        return {
+            "envelope_id": self.envelope_id,
+            "type": self.payload.get("type"),
+            "user": (self.payload.get("user") or {}).get("id"),
+            "channel": container.get("channel_id"),
+            "message_ts": container.get("message_ts"),
+            "is_ephemeral": container.get("is_ephemeral"),
+            "action_id": action.get("action_id"),
+            "block_id": action.get("block_id"),
+            "value": action.get("value"),
+            "response_url": self.payload.get("response_url"),
+            "created_at": self.created_at,
+            "delivered": self.delivered_at is not None,
+            "delivered_at": self.delivered_at,
+            "acked": self.acked_at is not None,
+            "acked_at": self.acked_at,
+            "ack_seconds": self.ack_seconds,
+            "ack_timeout": self.ack_timeout,
+            "ack_payload": copy.deepcopy(self.ack_payload),
+            "status": status,
+            "failure": self.failure,
+            # What Slack does when an app does not acknowledge: the user sees an error on the button.
+            "user_saw_error": status == "failed",
+        }
+
+
 class SocketMode:
     """State and server of the emulated Socket Mode; every public method is thread-safe."""
 
@@ -60,6 +128,8 @@ class SocketMode:
         self.scenario = scenario
         self._lock = threading.Lock()
         self._envelopes: dict[str, Envelope] = {}  # insertion order = event order
+        self._interactions: dict[str, Interaction] = {}
+        self.ack_timeout = float(getattr(scenario, "ack_timeout_seconds", 3.0))
         self._tickets: set[str] = set()
         self._refuse_times = 0
         self._lose_acks = 0
@@ -179,13 +249,71 @@ class SocketMode:
             return [e.summary() for e in self._envelopes.values() if not (unacked_only and e.acked)]
 
     def status(self) -> dict[str, Any]:
-        """Open connections, accepted/refused connection counts, envelope counts."""
+        """Open connections, accepted/refused connection counts, envelope counts (events_api in
+        ``envelopes``/``unacked``, interactive in ``interactions``/``interactions_failed``)."""
         with self._lock:
             unacked = sum(1 for e in self._envelopes.values() if not e.acked)
             stats = dict(self._stats)
             total = len(self._envelopes)
+            interactions = len(self._interactions)
+            failed = sum(1 for i in self._interactions.values() if i.status() == "failed")
         connections = self._on_loop(self._count_ready) if self._loop is not None else 0
-        return {**stats, "connections": connections, "envelopes": total, "unacked": unacked}
+        return {
+            **stats,
+            "connections": connections,
+            "envelopes": total,
+            "unacked": unacked,
+            "interactions": interactions,
+            "interactions_failed": failed,
+        }
+
+    # ---- interactions ------------------------------------------------------------------------------
+
+    def publish_interactive(self, payload: dict[str, Any]) -> str:
+        """Send an interaction payload in an ``interactive`` envelope to the newest connection; returns
+        its envelope_id once sent (or once it failed for want of a connection)."""
+        envelope_id = str(uuid.uuid4())
+        with self._lock:
+            self._interactions[envelope_id] = Interaction(envelope_id, payload, self.ack_timeout)
+            loop = self._loop
+        if loop is None:
+            with self._lock:
+                self._interactions[envelope_id].failure = "no_connection"
+            return envelope_id
+        asyncio.run_coroutine_threadsafe(self._deliver_interactive(envelope_id), loop).result(_CALL_TIMEOUT)
+        return envelope_id
+
+    def set_ack_timeout(self, seconds: float) -> None:
+        """The acknowledgement window of interactions sent from now on (Slack's is 3 seconds)."""
+        if float(seconds) <= 0:
+            raise ValueError("seconds must be positive")
+        with self._lock:
+            self.ack_timeout = float(seconds)
+
+    def interactions(self) -> list[dict[str, Any]]:
+        """Every interaction so far, oldest first (see Interaction.summary)."""
+        with self._lock:
+            return [i.summary() for i in self._interactions.values()]
+
+    def interaction(self, envelope_id: str) -> dict[str, Any]:
+        """One interaction's delivery and acknowledgement state; KeyError if unknown."""
+        with self._lock:
+            return self._interactions[envelope_id].summary()
+
+    def interaction_payload(self, envelope_id: str) -> dict[str, Any]:
+        """The payload that was sent in that interaction's envelope."""
+        with self._lock:
+            return copy.deepcopy(self._interactions[envelope_id].payload)
+
+    def wait_interaction(self, envelope_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the interaction is acked or failed (at most ``timeout``, default the ack window
+        plus a second) and return its state; a still ``pending`` one comes back as it is."""
+        deadline = time.monotonic() + (self.ack_timeout + 1.0 if timeout is None else float(timeout))
+        while True:
+            state = self.interaction(envelope_id)
+            if state["status"] != "pending" or time.monotonic() >= deadline:
+                return state
+            time.sleep(0.02)
 
     # ---- faults ------------------------------------------------------------------------------------
 
@@ -281,13 +409,55 @@ class SocketMode:
             return
         with self._lock:
             envelope = self._envelopes.get(str(envelope_id))
-            if envelope is None:
+            interaction = self._interactions.get(str(envelope_id))
+            if interaction is not None:
+                self._ack_interaction(interaction, message)
+            elif envelope is None:
                 self._stats["stray_acks"] += 1
             elif self._lose_acks > 0:
                 self._lose_acks -= 1
                 self._stats["lost_acks"] += 1
             else:
                 envelope.acked = True
+
+    def _ack_interaction(self, interaction: Interaction, message: dict[str, Any]) -> None:
+        if self._lose_acks > 0:
+            self._lose_acks -= 1
+            self._stats["lost_acks"] += 1
+            return
+        if interaction.acked_at is not None or interaction.delivered_mono is None:
+            self._stats["stray_acks"] += 1
+            return
+        elapsed = time.monotonic() - interaction.delivered_mono
+        interaction.acked_at = time.time()
+        interaction.ack_seconds = round(elapsed, 4)
+        interaction.ack_payload = message.get("payload")
+        if interaction.failure is None and elapsed > interaction.ack_timeout:
+            interaction.failure = "late_ack"
+
+    async def _deliver_interactive(self, envelope_id: str) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        with self._lock:
+            interaction = self._interactions[envelope_id]
+        if not self._ready:
+            with self._lock:
+                interaction.failure = "no_connection"
+            return
+        message = {
+            "envelope_id": envelope_id,
+            "payload": interaction.payload,
+            "type": "interactive",
+            "accepts_response_payload": False,
+        }
+        with self._lock:
+            interaction.delivered_at = time.time()
+            interaction.delivered_mono = time.monotonic()
+        try:
+            await self._ready[-1].send(json.dumps(message))
+        except ConnectionClosed:
+            with self._lock:
+                interaction.failure = "no_connection"
 
     async def _deliver_new(self, envelope_id: str) -> None:
         with self._lock:
