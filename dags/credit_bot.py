@@ -10,7 +10,9 @@ text that would have been posted is in the `post_results` logs.
 
 Flow: `fetch_requests` → `resolve` (one per request) → `run_notebook` (one per request: its
 Verify notebooks) → `post_results` (one per request) → `record_ledger` → `report_failures` (red
-when a request's task failed or an operator DM could not be sent, so the failure alert fires).
+when a request's task failed or an operator DM could not be sent, so the failure alert fires),
+and `request_approval`: one `credit_bot_approval` run per reply that waits for an approver
+(setting `approval`), so a pending approval holds nothing here.
 
 * **When it runs**: every 10 minutes, and within seconds of a post when Slack Socket Mode is set up
   (connection `slack_app_default`; the triggerer watches the channel).
@@ -35,9 +37,11 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
 from credit_bot import alerts
+from credit_bot.approval import APPROVAL_DAG_ID
 from credit_bot.events import slack_asset
 from credit_bot.notebooks import CreditNotebookOperator
 from credit_bot.ui.links import request_task
@@ -198,7 +202,14 @@ def credit_bot():
         window = ti.xcom_pull(task_ids="fetch_requests", key="window")
         recorded = steps.record_ledger(run, requests, window, _materialize(outcomes))
         steps.set_run_note(ti.dag_id, ti.run_id, recorded["summary"])
+        # The replies waiting for an approver, for request_approval (after the ledger says so).
+        ti.xcom_push(key="approvals", value=recorded.pop("approvals"))
         return recorded
+
+    @task
+    def approvals(recorded: dict) -> list[dict]:
+        """The replies waiting for an approver (after the ledger says so): request_approval's kwargs."""
+        return get_current_context()["ti"].xcom_pull(task_ids="record_ledger", key="approvals") or []
 
     @task
     def report_failures(recorded: dict) -> None:
@@ -230,6 +241,13 @@ def credit_bot():
     recorded << requests
     # Also straight after fetch_requests: when it fails, this leaf is upstream-failed, the run fails.
     report_failures(recorded) << requests
+    # One credit_bot_approval run per reply that waits for an approver ('approval' setting; none by
+    # default: this maps to nothing). Runs of their own, so a pending approval holds no run here.
+    TriggerDagRunOperator.partial(
+        task_id="request_approval",
+        trigger_dag_id=APPROVAL_DAG_ID,
+        skip_when_already_exists=True,  # a request redone after a lost ledger write is not asked twice
+    ).expand_kwargs(approvals(recorded))
 
 
 dag = credit_bot()

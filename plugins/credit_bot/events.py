@@ -368,6 +368,11 @@ class SlackSocketModeTrigger(BaseEventTrigger):
             await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
         except (ConnectionError, OSError) as exc:
             self.log.warning("Socket Mode: ack failed (%s); Slack will redeliver", type(exc).__name__)
+        if request.type == "interactive":  # a button click: credit_bot_interactions handles it
+            from credit_bot import interactions
+
+            await interactions.forward(request.payload, self.log)
+            return
         if request.type != "events_api":
             return
         event_id = str(request.payload.get("event_id") or request.envelope_id)

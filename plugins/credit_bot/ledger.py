@@ -24,8 +24,12 @@ ESCALATED = "escalated"
 RETRYING = "retrying"
 EXPIRED = "expired"
 DELETED = "deleted"
+# A computed reply waiting for an approver (credit_bot.approval); its credit_bot_approval run decides,
+# and the next record_ledger merges the decision: answered, rejected, or escalated (timed out).
+AWAITING_APPROVAL = "awaiting_approval"
+REJECTED = "rejected"
 
-FINAL = frozenset({ANSWERED, IGNORED, ESCALATED, EXPIRED, DELETED})
+FINAL = frozenset({ANSWERED, IGNORED, ESCALATED, EXPIRED, DELETED, REJECTED})
 OPEN = frozenset({LINK_REQUESTED, RETRYING})
 
 
@@ -90,7 +94,7 @@ def record(
             {
                 k: v
                 for k, v in outcome.items()
-                if k not in ("ts", "channel", "forced", "markers", "status", "undelivered")
+                if k not in ("ts", "channel", "forced", "markers", "status", "undelivered", "approval_run")
             }
         )
         entry["updated"] = now.isoformat(timespec="seconds")

@@ -191,9 +191,15 @@ class SlackSide:
             requester=request.get("user"),
             base_url=configured_base_url(),
         )
-        self._dm_operators(request, text, state=state)
+        from credit_bot import interactions
 
-    def _dm_operators(self, request: dict[str, Any], text: str, *, state: str) -> None:
+        # With a Retry now button: the forced one-message run, from the DM (credit_bot.interactions).
+        blocks = interactions.retry_blocks(text, request["channel"], request["ts"])
+        self._dm_operators(request, text, state=state, blocks=blocks)
+
+    def _dm_operators(
+        self, request: dict[str, Any], text: str, *, state: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
         """DM each operator; a DM Slack refuses for good goes to the fallback alert channel instead.
 
         Transient Slack failures still raise (the task is retried); what cannot be sent at all
@@ -219,6 +225,7 @@ class SlackSide:
                     event_type=replies.ESCALATION_EVENT_TYPE,
                     payload=payload,
                     since_ts=request["ts"],
+                    blocks=blocks,
                 )
             except SlackApiError as exc:
                 error = _unreachable(exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, fields
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NOTEBOOKS_DIR = PROJECT_ROOT / "include" / "notebooks"
 DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "output" / "notebooks"
 
+APPROVAL_NONE, APPROVAL_ALL = "none", "all"
+_AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _BOT_OR_APP_ID = re.compile(r"^[BA][A-Z0-9]{2,}$")
@@ -79,6 +82,16 @@ class Settings:
     request_bots: tuple[str, ...] = ()
     # Where an operator DM goes when it cannot be sent (""= the CREDIT_BOT_ALERT_CHANNEL env var).
     alert_channel: str = ""
+    # Live replies that wait for a person's Approve first (credit_bot.approval): "none" (post at once),
+    # "all" (supervised: every amount), or a dollar amount such as "1000.00" (amounts above it).
+    approval: str = APPROVAL_NONE
+    # Slack user ids who may approve or reject (the buttons, or Airflow's Required actions); empty:
+    # the operators.
+    approvers: tuple[str, ...] = ()
+    # One reminder DM to the approvers after this long without a decision.
+    approval_reminder_minutes: int = 60
+    # No decision after this long: the request is escalated to the operators and nothing is posted.
+    approval_timeout_hours: int = 24
 
     @classmethod
     def from_json(cls, text: str | None) -> Settings:
@@ -129,6 +142,16 @@ class Settings:
             raise SettingsError(
                 f"'alert_channel' must be a Slack channel ID such as C0123ABCD, got {self.alert_channel!r}"
             )
+        bad_approvers = [a for a in self.approvers if not _USER_ID.match(a)]
+        if bad_approvers:
+            raise SettingsError(f"'approvers' must be Slack user IDs (U…); not valid: {bad_approvers}")
+        if self.approval not in (APPROVAL_NONE, APPROVAL_ALL) and not _AMOUNT.match(self.approval):
+            raise SettingsError(
+                f'\'approval\' must be "none", "all" or a dollar amount such as "1000.00" (amounts '
+                f"above it need an approver's Approve), got {self.approval!r}"
+            )
+        if self.approval != APPROVAL_NONE and not self.approval_users:
+            raise SettingsError("'approval' is on but there are no 'approvers' (nor 'operators') to ask")
         if not self.looker_hosts:
             raise SettingsError(
                 "'looker_hosts' is empty: list the Looker host(s) whose links may be resolved"
@@ -149,6 +172,8 @@ class Settings:
             "link_wait_hours",
             "ledger_retention_days",
             "notebook_retention_days",
+            "approval_reminder_minutes",
+            "approval_timeout_hours",
         ):
             if getattr(self, key) < 1:
                 raise SettingsError(f"{key!r} must be at least 1")
@@ -167,6 +192,17 @@ class Settings:
         if not 1 <= self.page_size <= 999:
             raise SettingsError("'page_size' must be between 1 and 999 (Slack's limit)")
 
+    @property
+    def approval_users(self) -> tuple[str, ...]:
+        """Who is asked to approve, and may click Approve or Reject: the approvers, else the operators."""
+        return self.approvers or self.operators
+
+    def needs_approval(self, amount: Decimal) -> bool:
+        """Whether a live reply of ``amount`` waits for an approver's decision before it is posted."""
+        if self.dry_run or self.approval == APPROVAL_NONE:
+            return False
+        return self.approval == APPROVAL_ALL or amount > Decimal(self.approval)
+
     def notebook_path(self, rule: ProductRule) -> str:
         assert rule.notebook is not None
         if "://" in rule.notebook or rule.notebook.startswith("/"):
@@ -184,11 +220,14 @@ class Settings:
         values["operators"] = tuple(values.get("operators", ()))
         values["looker_hosts"] = tuple(values.get("looker_hosts", ()))
         values["request_bots"] = tuple(values.get("request_bots", ()))
+        values["approvers"] = tuple(values.get("approvers", ()))
         return cls(**values)
 
 
 def _coerce(key: str, raw: Any) -> Any:
-    if key in ("operators", "looker_hosts", "request_bots"):
+    if key == "approval" and isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        raw = f"{raw:.2f}"  # a JSON number works too
+    if key in ("operators", "looker_hosts", "request_bots", "approvers"):
         if isinstance(raw, str):
             raw = [raw]
         if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):

@@ -96,6 +96,7 @@ def post(
     thread_ts: str | None = None,
     event_type: str | None = None,
     payload: dict[str, Any] | None = None,
+    blocks: list[dict[str, Any]] | None = None,
 ) -> str:
     """Post ``text`` (no unfurls, no mention parsing) and return the new message's ts.
 
@@ -106,6 +107,8 @@ def post(
     kwargs: dict[str, Any] = {}
     if event_type:
         kwargs["metadata"] = {"event_type": event_type, "event_payload": payload or {}}
+    if blocks:  # ``text`` stays the notification's and screen readers' text
+        kwargs["blocks"] = blocks
     response = client.chat_postMessage(
         channel=channel,
         text=text,
@@ -136,6 +139,7 @@ def direct_message(
     event_type: str,
     payload: dict[str, Any],
     since_ts: str,
+    blocks: list[dict[str, Any]] | None = None,
 ) -> str:
     """A private message to one user, sent once: an earlier DM with the same metadata is reused.
 
@@ -151,6 +155,7 @@ def direct_message(
         event_type=event_type,
         payload=payload,
         since_ts=since_ts,
+        blocks=blocks,
     )
 
 
@@ -164,6 +169,7 @@ def post_once(
     event_type: str,
     payload: dict[str, Any],
     since_ts: str,
+    blocks: list[dict[str, Any]] | None = None,
 ) -> str:
     """Post ``text`` to ``channel`` unless the bot's message with the same metadata is already there."""
     recent = reader.conversations_history(
@@ -172,7 +178,7 @@ def post_once(
     earlier = find_own(recent.get("messages", []), bot_user_id=bot_user_id, event_type=event_type, **payload)
     if earlier:
         return earlier["ts"]
-    return post(poster, channel=channel, text=text, event_type=event_type, payload=payload)
+    return post(poster, channel=channel, text=text, event_type=event_type, payload=payload, blocks=blocks)
 
 
 # Slack's answers to a DM that waiting will not fix: the operator cannot be told this way.

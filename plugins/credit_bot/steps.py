@@ -673,6 +673,10 @@ def _carry_out(
             "status": f"retrying ({attempt})",
         }
     if action == "answer":
+        if settings.needs_approval(decision["amount"]):  # posted by a credit_bot_approval run, if approved
+            from credit_bot import approval
+
+            return approval.hand_over(request, settings, decision, outcome, slack._permalink(request))
         text = replies.approval(decision["amount"], settings.category)
         reply_ts = slack.reply(
             request,
@@ -746,6 +750,11 @@ def record_ledger(
     for request in requests:
         merged.append(by_ts.get(request["ts"]) or _unfinished(request, settings))
     book = ledger.loads(Variable.get(ledger.LEDGER_VARIABLE, default=None))
+    from credit_bot import approval
+
+    # Decisions the credit_bot_approval runs wrote since: merged here, the ledger's one writer.
+    decided = approval.decided_outcomes(book, settings, merged)
+    merged += decided
     ledger.record(
         book,
         channel=settings.channel,
@@ -758,7 +767,7 @@ def record_ledger(
     # Only now are the posting markers redundant; a request without an outcome keeps its markers.
     # A request closed here without a task of its own (deleted, expired) may have left some behind
     # in an earlier run whose post_results failed.
-    done = {m for o in by_ts.values() for m in o.get("markers", [])}
+    done = {m for o in [*by_ts.values(), *decided] for m in o.get("markers", [])}
     for closed in window["expired"]:
         done |= set(_request_markers(settings.channel, closed["ts"]))
     for marker in done:
@@ -771,8 +780,9 @@ def record_ledger(
     undelivered = {o["ts"]: o["undelivered"] for o in merged if o.get("undelivered")}
     return {
         "counts": counts,
-        "summary": run_summary(merged, settings.dry_run),
+        "summary": run_summary(merged, settings.dry_run) + approval.note(merged),
         "undelivered": undelivered,
+        "approvals": approval.to_trigger(merged),
         "notebooks_removed": removed,
     }
 
