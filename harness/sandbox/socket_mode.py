@@ -432,8 +432,8 @@ class SocketMode:
         interaction.acked_at = time.time()
         interaction.ack_seconds = round(elapsed, 4)
         interaction.ack_payload = message.get("payload")
-        if interaction.failure is None and elapsed > interaction.ack_timeout:
-            interaction.failure = "late_ack"
+        if interaction.failure in (None, "not_acknowledged") and elapsed > interaction.ack_timeout:
+            interaction.failure = "late_ack"  # still a failure: Slack already showed the user an error
 
     async def _deliver_interactive(self, envelope_id: str) -> None:
         from websockets.exceptions import ConnectionClosed
