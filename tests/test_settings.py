@@ -239,3 +239,60 @@ def test_request_bots_and_alert_channel() -> None:
     assert settings.request_bots == ("B0WORKFLOW", "A0FORMAPP")
     assert settings.alert_channel == "C0ALERTS"
     assert Settings.from_task_value(settings.to_dict()) == settings
+
+
+# ── approval (issue 31) ────────────────────────────────────────────────────────────────────────
+def test_approval_defaults_to_none_with_documented_timings() -> None:
+    settings = _from()
+    assert (settings.approval, settings.approvers) == ("none", ())
+    assert (settings.approval_reminder_minutes, settings.approval_timeout_hours) == (60, 24)
+
+
+@pytest.mark.parametrize(
+    ("approval", "amount", "needed"),
+    [
+        pytest.param("none", "99999.00", False, id="none"),
+        pytest.param("all", "0.01", True, id="all-supervised"),
+        pytest.param("1000.00", "1000.00", False, id="threshold-equal-is-posted"),
+        pytest.param("1000.00", "1000.01", True, id="threshold-above-waits"),
+        pytest.param(1000, "1283.00", True, id="json-number-threshold"),
+    ],
+)
+def test_which_amounts_need_approval(approval: Any, amount: str, needed: bool) -> None:
+    from decimal import Decimal
+
+    settings = _from(approval=approval, operators=["U0OPERATOR"], dry_run=False)
+    assert settings.needs_approval(Decimal(amount)) is needed
+
+
+def test_dry_run_never_waits_for_approval() -> None:
+    from decimal import Decimal
+
+    assert _from(approval="all", operators=["U0OPERATOR"]).needs_approval(Decimal("5.00")) is False
+
+
+def test_approvers_default_to_the_operators() -> None:
+    assert _from(operators=["U0OPERATOR"]).approval_users == ("U0OPERATOR",)
+    assert _from(operators=["U0OPERATOR"], approvers=["U0BOSS"]).approval_users == ("U0BOSS",)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        pytest.param({"approval": "some"}, "'approval' must be", id="bad-level"),
+        pytest.param({"approval": "$1,000"}, "'approval' must be", id="formatted-amount"),
+        pytest.param({"approval": "all"}, "no 'approvers'", id="nobody-to-ask"),
+        pytest.param({"approvers": ["bob"]}, "'approvers' must be Slack user IDs", id="bad-approver"),
+        pytest.param(
+            {"approval_timeout_hours": 0}, "'approval_timeout_hours' must be at least 1", id="timeout"
+        ),
+    ],
+)
+def test_bad_approval_settings(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        _from(**overrides)
+
+
+def test_approvers_survive_the_task_value_round_trip() -> None:
+    settings = _from(approval="all", approvers=["U0BOSS"])
+    assert Settings.from_task_value(settings.to_dict()).approvers == ("U0BOSS",)
