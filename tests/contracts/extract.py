@@ -55,6 +55,8 @@ SLACK_METHODS = [
     "conversations.info",
     "conversations.open",
     "chat.postMessage",
+    "chat.update",
+    "chat.postEphemeral",
     "chat.getPermalink",
     "chat.delete",
     "reactions.add",

@@ -213,10 +213,22 @@ def validate_slack(method: str, body: dict[str, Any]) -> str:
 
 
 def validate_slack_socket(message: dict[str, Any]) -> str:
-    """Validate a Socket Mode message (``hello``, ``events_api``, ``disconnect``) and any payload."""
+    """Validate a Socket Mode message (``hello``, ``events_api``, ``interactive``, ``disconnect``) and
+    its payload: the Events API wrapper, or a ``block_actions`` interaction payload."""
     kind = message.get("type")
+    if kind not in slack_current_docs()["socket_mode"]:
+        raise ContractViolation(f"Socket Mode message of unknown type {kind!r}")
     pointer = _pointer("socket_mode", str(kind))
     check(_slack_validator(SLACK_DOCS_URI, pointer), message, f"Socket Mode {kind} message")
     if kind == "events_api":
         check(_slack_validator(SLACK_DOCS_URI, "event_wrapper"), message["payload"], "Socket Mode payload")
+    if kind == "interactive":
+        validate_block_actions(message["payload"])
     return f"slack_current_docs.json#{pointer}"
+
+
+def validate_block_actions(payload: dict[str, Any]) -> str:
+    """Validate a ``block_actions`` interaction payload (a button click) against the schema written from
+    https://docs.slack.dev/reference/interaction-payloads/block_actions-payload."""
+    check(_slack_validator(SLACK_DOCS_URI, "block_actions_payload"), payload, "block_actions payload")
+    return "slack_current_docs.json#block_actions_payload"

@@ -22,6 +22,7 @@ from tests.contracts.specs import (
     slack_current_docs,
     slack_error_codes,
     slack_spec,
+    validate_block_actions,
     validate_slack,
     validate_slack_socket,
 )
@@ -127,6 +128,27 @@ POST_AS_BOT = {
         "event_payload": {"request_ts": PARENT, "state": "answered"},
     },
 }
+BUTTONS = [
+    {"type": "section", "text": {"type": "mrkdwn", "text": "*Credit for Acme*: $1.00"}},
+    {"type": "context", "elements": [{"type": "plain_text", "text": "notebook attached"}]},
+    {
+        "type": "actions",
+        "block_id": "decision",
+        "elements": [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "action_id": "approve",
+                "value": "run-1",
+                "style": "primary",
+            },
+            {"type": "button", "text": {"type": "plain_text", "text": "Reject"}, "action_id": "reject"},
+        ],
+    },
+]
+BAD_BUTTON = [
+    {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": ""}}]}
+]
 CASES = [
     Case("auth-ok", "auth.test"),
     Case("auth-no-token", "auth.test", token=None, error="not_authed"),
@@ -245,6 +267,93 @@ CASES = [
         status=429,
         fault={"kind": "ratelimited", "retry_after": 0},
     ),
+    Case(
+        "post-buttons",
+        "chat.postMessage",
+        lambda ts: {"channel": "U0OPERATOR", "text": "Approve?", "blocks": BUTTONS},
+    ),
+    Case(
+        "post-bad-blocks",
+        "chat.postMessage",
+        lambda ts: {"channel": CHANNEL, "text": "x", "blocks": BAD_BUTTON},
+        error="invalid_blocks",
+    ),
+    Case(
+        "update-own",
+        "chat.update",
+        lambda ts: {
+            "channel": CHANNEL,
+            "ts": ts["buttons"],
+            "text": "Approved by operator",
+            "blocks": BUTTONS[:2],
+        },
+    ),
+    Case(
+        "update-others",
+        "chat.update",
+        lambda ts: {"channel": CHANNEL, "ts": ts["edited"], "text": "x"},
+        error="cant_update_message",
+    ),
+    Case(
+        "update-missing",
+        "chat.update",
+        lambda ts: {"channel": CHANNEL, "ts": "1.000001", "text": "x"},
+        error="message_not_found",
+    ),
+    Case(
+        "update-no-channel",
+        "chat.update",
+        lambda ts: {"channel": "C0NOPE", "ts": ts["buttons"], "text": "x"},
+        error="channel_not_found",
+    ),
+    Case(
+        "update-no-text",
+        "chat.update",
+        lambda ts: {"channel": CHANNEL, "ts": ts["buttons"], "text": "", "blocks": []},
+        error="no_text",
+    ),
+    Case(
+        "update-bad-blocks",
+        "chat.update",
+        lambda ts: {"channel": CHANNEL, "ts": ts["buttons"], "text": "x", "blocks": BAD_BUTTON},
+        error="invalid_blocks",
+    ),
+    Case(
+        "update-edit-window",
+        "chat.update",
+        lambda ts: {"channel": CHANNEL, "ts": ts["buttons"], "text": "x"},
+        error="edit_window_closed",
+        fault={"kind": "slack_error", "error": "edit_window_closed"},
+    ),
+    Case(
+        "ephemeral",
+        "chat.postEphemeral",
+        lambda ts: {"channel": CHANNEL, "user": "U0REQUESTER", "text": "only you", "blocks": BUTTONS},
+    ),
+    Case(
+        "ephemeral-not-in-channel",
+        "chat.postEphemeral",
+        lambda ts: {"channel": CHANNEL, "user": "U0NOBODY", "text": "x"},
+        error="user_not_in_channel",
+    ),
+    Case(
+        "ephemeral-no-channel",
+        "chat.postEphemeral",
+        lambda ts: {"channel": "C0NOPE", "user": "U0REQUESTER", "text": "x"},
+        error="channel_not_found",
+    ),
+    Case(
+        "ephemeral-no-text",
+        "chat.postEphemeral",
+        lambda ts: {"channel": CHANNEL, "user": "U0REQUESTER"},
+        error="no_text",
+    ),
+    Case(
+        "ephemeral-bad-blocks",
+        "chat.postEphemeral",
+        lambda ts: {"channel": CHANNEL, "user": "U0REQUESTER", "text": "x", "blocks": BAD_BUTTON},
+        error="invalid_blocks",
+    ),
     Case("permalink", "chat.getPermalink", lambda ts: {"channel": CHANNEL, "message_ts": ts["parent"]}),
     Case(
         "permalink-missing",
@@ -302,6 +411,7 @@ def seeded() -> Iterator[tuple[Sandbox, dict[str, str]]]:
         ts["own"] = api(sb, "chat.postMessage", channel=CHANNEL, text="a stray post, deleted by a case")[1][
             "ts"
         ]
+        ts["buttons"] = api(sb, "chat.postMessage", channel=CHANNEL, text="Approve?", blocks=BUTTONS)[1]["ts"]
         yield sb, ts
 
 
@@ -453,3 +563,123 @@ def test_error_codes_are_the_specs_plus_the_documented_ones() -> None:
     codes = slack_error_codes("chat.postMessage")
     assert {"no_text", "channel_not_found", "ratelimited", "invalid_metadata_format"} <= set(codes)
     assert "thread_not_found" not in codes  # Slack documents no such error for chat.postMessage
+
+
+def test_interactive_envelopes_and_block_actions_payloads(seeded: tuple[Sandbox, dict[str, str]]) -> None:
+    """Clicks on a channel message, a DM and an ephemeral message, as the websocket carries them."""
+    from websockets.sync.client import connect
+
+    sb, _ = seeded
+    _, public = api(sb, "chat.postMessage", channel=CHANNEL, text="Approve?", blocks=BUTTONS)
+    _, dm = api(sb, "chat.postMessage", channel="U0OPERATOR", text="Approve?", blocks=BUTTONS)
+    _, ephemeral = api(
+        sb, "chat.postEphemeral", channel=CHANNEL, user="U0OPERATOR", text="Retry?", blocks=BUTTONS
+    )
+    clicks = [
+        ("U0REQUESTER", CHANNEL, public["ts"], "reject"),
+        ("U0OPERATOR", dm["channel"], dm["ts"], "approve"),
+        ("U0OPERATOR", CHANNEL, ephemeral["message_ts"], "approve"),
+    ]
+    _, opened = api(sb, "apps.connections.open", token="app")
+    received: list[dict[str, Any]] = []
+    with loopback_only(), connect(opened["url"], open_timeout=5) as ws:
+        json.loads(ws.recv(timeout=5))  # hello
+        for user, channel, message_ts, action_id in clicks:
+            envelope_id = sb.click(user, channel, message_ts, action_id)["envelope_id"]
+            while True:  # events of earlier tests may be redelivered first: ack them on the way
+                message = json.loads(ws.recv(timeout=5))
+                ws.send(json.dumps({"envelope_id": message["envelope_id"]}))
+                if message["type"] == "interactive":
+                    break
+            assert message["envelope_id"] == envelope_id
+            received.append(message)
+            assert sb.wait_interaction(envelope_id)["status"] == "acked"
+    for message in received:
+        assert validate_slack_socket(message) == "slack_current_docs.json#socket_mode/interactive"
+    assert [m["payload"]["container"]["is_ephemeral"] for m in received] == [False, False, True]
+    assert received[1]["payload"]["channel"]["name"] == "directmessage"
+
+
+def good_click() -> dict[str, Any]:
+    return {
+        "type": "block_actions",
+        "user": {"id": "U0OPERATOR", "username": "operator", "name": "operator", "team_id": "T0SANDBOX"},
+        "api_app_id": "A0CREDITBOT",
+        "token": "fake",
+        "container": {
+            "type": "message",
+            "message_ts": "1764000000.000100",
+            "channel_id": "D0OPERATOR",
+            "is_ephemeral": False,
+        },
+        "trigger_id": "123.456.abcdef",
+        "team": {"id": "T0SANDBOX", "domain": "credit-sandbox"},
+        "channel": {"id": "D0OPERATOR", "name": "directmessage"},
+        "message": {"type": "message", "text": "Approve?", "ts": "1764000000.000100"},
+        "response_url": "http://127.0.0.1:1/slack/actions/T0SANDBOX/1/x",
+        "actions": [
+            {
+                "action_id": "approve",
+                "block_id": "decision",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "value": "run-1",
+                "type": "button",
+                "action_ts": "1764000001.000100",
+            }
+        ],
+    }
+
+
+def _without(key: str) -> Callable[[dict[str, Any]], None]:
+    return lambda payload: payload.pop(key)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "why"),
+    [
+        pytest.param(_without("message"), "message", id="message-container-without-message"),
+        pytest.param(_without("response_url"), "response_url", id="no-response-url"),
+        pytest.param(lambda p: p["actions"][0].pop("action_id"), "action_id", id="action-without-id"),
+        pytest.param(lambda p: p["actions"][0].update(style="green"), "green", id="unknown-style"),
+        pytest.param(lambda p: p["container"].pop("is_ephemeral"), "is_ephemeral", id="container-incomplete"),
+        pytest.param(lambda p: p.update(type="view_submission"), "block_actions", id="other-type"),
+    ],
+)
+def test_the_block_actions_schema_rejects(spoil: Callable[[dict[str, Any]], Any], why: str) -> None:
+    payload = good_click()
+    validate_block_actions(payload)
+    spoil(payload)
+    with pytest.raises(AssertionError, match=why):
+        validate_block_actions(payload)
+
+
+def test_block_kit_is_checked_on_every_message_and_envelopes_need_their_fields() -> None:
+    bad_button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Go"},
+        "action_id": "go",
+        "style": "green",
+    }
+    history = {
+        "ok": True,
+        "messages": [
+            {
+                "type": "message",
+                "text": "x",
+                "ts": "1764000000.000100",
+                "blocks": [{"type": "actions", "block_id": "b", "elements": [bad_button]}],
+            }
+        ],
+        "has_more": False,
+        "pin_count": 0,
+        "channel_actions_ts": None,
+        "channel_actions_count": 0,
+    }
+    with pytest.raises(AssertionError):
+        validate_slack("conversations.history", history)
+    history["messages"][0]["blocks"][0]["elements"][0]["style"] = "danger"
+    validate_slack("conversations.history", history)
+    with pytest.raises(AssertionError, match="accepts_response_payload"):
+        validate_slack_socket({"type": "interactive", "envelope_id": "e", "payload": good_click()})
+    with pytest.raises(AssertionError, match="unknown type"):
+        validate_slack_socket({"type": "slash_commands", "envelope_id": "e", "payload": {}})
