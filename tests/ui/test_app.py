@@ -115,6 +115,33 @@ def test_totals_and_filters(client, deployment_env) -> None:
     assert _rows(only) == [f"{now - 600:.6f}"]
 
 
+def test_approvals_are_shown_and_the_waiting_ones_can_be_filtered(client, deployment_env) -> None:
+    now = datetime.now(UTC).timestamp()
+    approved = {"state": "approved", "by": "U0OPERATOR", "via": "slack", "at": "2026-05-01T10:02:00"}
+    rejected = {
+        "state": "rejected",
+        "by": "alice",
+        "via": "airflow",
+        "at": "2026-05-01T11:00:00",
+        "reason": "dup",
+    }
+    deployment_env(
+        [
+            entry(now - 60, "awaiting_approval", amount="10226.35", approval={"state": "waiting"}),
+            entry(now - 600, "answered", amount="1283.00", approval=approved),
+            entry(now - 900, "rejected", approval=rejected),
+            entry(now - 1200, "answered", amount="5.00"),
+        ]
+    )
+    page = client.get("/").text
+    assert '<option value="awaiting_approval">waiting for approval</option>' in page
+    assert "approved by U0OPERATOR at 2026-05-01 10:02" in page
+    assert "rejected by alice (in Airflow) at 2026-05-01 11:00: dup" in page
+    waiting = client.get("/?outcome=awaiting_approval").text
+    assert _rows(waiting) == [f"{now - 60:.6f}"]
+    assert "waiting for approval since" in waiting
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -22,7 +22,8 @@ from credit_bot.ui import urls
 
 PERIODS = {"24h": 24.0, "7d": 24.0 * 7, "30d": 24.0 * 30, "all": None}
 MODES = {"all": "Live and dry-run", "live": "Live", "dry_run": "Dry-run"}
-OUTCOMES = ("", *sorted(ledger.FINAL | ledger.OPEN))
+OUTCOMES = ("", *sorted(ledger.FINAL | ledger.OPEN | {ledger.AWAITING_APPROVAL}))
+OUTCOME_LABELS = {"": "any", ledger.AWAITING_APPROVAL: "waiting for approval"}
 MAX_ROWS = 200
 DAG_ID = "credit_bot"
 
@@ -172,7 +173,12 @@ def requests_page(
     sums = totals(period_rows)
     form = (
         f'<form method="get" action="{e(app_base)}/">'
-        + _select("outcome", "Outcome", {o: o.replace("_", " ") or "any" for o in OUTCOMES}, filters.outcome)
+        + _select(
+            "outcome",
+            "Outcome",
+            {o: OUTCOME_LABELS.get(o) or o.replace("_", " ") for o in OUTCOMES},
+            filters.outcome,
+        )
         + _select("mode", "Mode", MODES, filters.mode)
         + _select(
             "period",
@@ -221,7 +227,7 @@ def requests_page(
         body_rows.append(
             f'<tr data-ts="{e(row["ts"])}"><td>{e(cell["time"])}</td><td>{e(requester)}</td>'
             f"<td>{e(row.get('snippet') or '')}</td><td>{e(cell['mode'].replace('_', '-'))}</td>"
-            f'<td class="outcome-{e(outcome)}">{e(outcome.replace("_", " "))}</td>'
+            f'<td class="outcome-{e(outcome)}">{e(outcome.replace("_", " "))}{_approval(row)}</td>'
             f'<td class="num">{e(cell["amount"])}{_parts(row)}</td><td class="num">{e(cell["attempts"])}</td>'
             f'<td title="{e(row.get("last_error") or "")}">{e(cell["last_error"])}</td>'
             f"<td>{'<br>'.join(links)}</td></tr>"
@@ -242,6 +248,26 @@ def requests_page(
         "requests for <code>ledger_retention_days</code>.</p>"
     )
     return page("CreditBot requests", f"<h1>CreditBot requests</h1>{form}{summary}{table}{more}{note}")
+
+
+def _approval(row: dict[str, Any]) -> str:
+    """Who approved or rejected the reply, and when (the 'approval' setting); nothing when none was asked."""
+    approval = row.get("approval") or {}
+    state = approval.get("state")
+    if not state:
+        return ""
+    if state == "waiting":
+        text = f"waiting for approval since {str(approval.get('asked') or '')[:16].replace('T', ' ')}"
+    elif state == "timed_out":
+        text = "no approver decided in time"
+    else:
+        by = approval.get("by") or "?"
+        via = " (in Airflow)" if approval.get("via") == "airflow" else ""
+        when = str(approval.get("at") or "")[:16].replace("T", " ")
+        text = f"{state} by {by}{via} at {when}"
+        if approval.get("reason"):
+            text += f": {approval['reason']}"
+    return f'<br><span class="muted approval">{e(text)}</span>'
 
 
 def _parts(row: dict[str, Any]) -> str:
