@@ -10,9 +10,9 @@ text that would have been posted is in the `post_results` logs.
 
 Flow: `fetch_requests` → `resolve` (one per request) → `run_notebook` (one per request: its
 Verify notebooks) → `post_results` (one per request) → `record_ledger` → `report_failures` (red
-when a request's task failed or an operator DM could not be sent, so the failure alert fires),
-and `request_approval`: one `credit_bot_approval` run per reply that waits for an approver
-(setting `approval`), so a pending approval holds nothing here.
+when a request's task failed or an operator DM could not be sent; its alert names only what no
+request DM told), and `request_approval`: one `credit_bot_approval` run per reply that waits for
+an approver (setting `approval`), so a pending approval holds nothing here.
 
 * **When it runs**: every 10 minutes, and within seconds of a post when Slack Socket Mode is set up
   (connection `slack_app_default`; the triggerer watches the channel).
@@ -20,7 +20,9 @@ and `request_approval`: one `credit_bot_approval` run per reply that waits for a
   the outcome (`→ answered $X`, `→ escalated`, …); the run's note (or `record_ledger`'s return
   value) sums it up. A red `post_results` can be cleared: it never posts a second reply.
 * **In Slack**: 👀 when picked up, ✅ when answered, 🚨 when escalated; one DM per request per
-  state change to the `operators`, and one DM per failed run.
+  state change to the `operators` (a request failing on every attempt: its first failure, its
+  give-up), and one alert for what no request DM told (settings, Slack, the ledger, a DM that could
+  not be delivered). A run with a failed task stays red either way.
 * **Settings**: Airflow Variable `credit_bot_settings` (JSON; every key documented in README).
 * **Connections**: `slack_api_default` (bot token), `looker_default` (base URL, client id,
   client secret), `credit_warehouse_default` (the notebook's warehouse); optional
@@ -90,7 +92,8 @@ def _materialize(lazy: list) -> list:
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    # One DM to the operators per failed run (called by the dag-processor, even if a worker died).
+    # The safety net: a DM for a red run that no task alerted about (called by the dag-processor,
+    # even if a worker died). Every task but the per-request ones alerts on its own failure.
     on_failure_callback=alerts.on_dag_failure,
     tags=["credit_bot", "slack", "looker", "papermill"],
     doc_md=__doc__,
@@ -142,7 +145,8 @@ def _materialize(lazy: list) -> list:
     },
 )
 def credit_bot():
-    @task
+    # Its alert quotes the cause: a setting to fix, Slack unreachable.
+    @task(on_failure_callback=alerts.on_task_failure)
     def fetch_requests() -> list[dict]:
         """Settings + params, then the channel (or the one message) read and the requests picked.
 
@@ -184,7 +188,7 @@ def credit_bot():
         context["request_label"] += f" → {outcome['status']}"  # type: ignore[typeddict-unknown-key]
         return outcome
 
-    @task(trigger_rule="all_done", multiple_outputs=False)
+    @task(trigger_rule="all_done", multiple_outputs=False, on_failure_callback=alerts.on_task_failure)
     def record_ledger(outcomes: list) -> dict:
         """Writes every outcome to the ledger Variable and the run's summary note."""
         from credit_bot import steps
@@ -206,21 +210,26 @@ def credit_bot():
         ti.xcom_push(key="approvals", value=recorded.pop("approvals"))
         return recorded
 
-    @task
+    # A failure here is no request's to tell: it alerts on its own.
+    @task(on_failure_callback=alerts.on_task_failure)
     def approvals(recorded: dict) -> list[dict]:
         """The replies waiting for an approver (after the ledger says so): request_approval's kwargs."""
         return get_current_context()["ti"].xcom_pull(task_ids="record_ledger", key="approvals") or []
 
-    @task
+    # Its alert names only what no request DM told; none when they told it all (the run stays red).
+    @task(on_failure_callback=alerts.on_task_failure)
     def report_failures(recorded: dict) -> None:
         """Red = a request's task failed, or an operator DM could not be sent (the ledger is written).
 
-        Fails the run so that the failure alert fires; never a green run over a silent failure.
+        Never a green run over a failure; an alert only for what the requests' DMs did not tell.
         """
         from credit_bot import steps
 
         ti = get_current_context()["ti"]
-        steps.report_failures(ti.dag_id, ti.run_id, recorded)
+        # Every post_results return value, one request (map index) each, in one read; not an
+        # argument: this task must run when a post_results failed.
+        outcomes = ti.xcom_pull(task_ids=["post_results"])
+        steps.report_failures(ti.dag_id, ti.run_id, recorded, outcomes)
 
     requests = fetch_requests()
     run = requests["run"]  # the settings with this run's params, pushed by fetch_requests
@@ -247,6 +256,7 @@ def credit_bot():
         task_id="request_approval",
         trigger_dag_id=APPROVAL_DAG_ID,
         skip_when_already_exists=True,  # a request redone after a lost ledger write is not asked twice
+        on_failure_callback=alerts.on_task_failure,  # a failed hand-over is no request DM's to tell
     ).expand_kwargs(approvals(recorded))
 
 

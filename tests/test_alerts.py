@@ -101,6 +101,69 @@ def test_report_failures_says_the_ledger_was_written(stack: LocalStack) -> None:
     assert "unchanged" not in text
 
 
+def test_the_cause_is_the_error_creditbot_raised_not_airflows_wrapper(stack: LocalStack) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        try:
+            raise SettingsError("product 'verify': notebook x.ipynb cannot run under CreditBot: cell 3\nmore")
+        except SettingsError as exc:
+            raise AirflowFailException(f"SettingsError: {exc}") from exc
+    except AirflowFailException as exc:
+        wrapped = exc
+
+    assert (
+        alerts.cause(wrapped)
+        == "SettingsError: product 'verify': notebook x.ipynb cannot run under CreditBot: cell 3"
+    )
+    # Raised without a cause (``from None``): its message alone; any other error: type and message.
+    assert (
+        alerts.cause(AirflowFailException("Slack answered 'not_in_channel'"))
+        == "Slack answered 'not_in_channel'"
+    )
+    assert alerts.cause(RuntimeError("metadata DB unavailable")) == "RuntimeError: metadata DB unavailable"
+
+
+def test_a_run_failing_only_for_what_the_request_dms_told_alerts_nobody(stack: LocalStack) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    told = AirflowFailException("1 request task(s) failed: run_notebook[0]")
+    told.__cause__ = alerts.AlreadyTold("1 request task(s) failed: run_notebook[0]")
+
+    alerts.on_task_failure(task_context(told, task_id=alerts.REPORT_TASK))
+
+    assert dm_texts(stack) == []
+    assert stack.sandbox.calls(api="slack") == []
+
+
+def test_the_dag_callback_is_silent_for_a_task_that_alerts_on_its_own(stack: LocalStack) -> None:
+    own = task_context(task_id="fetch_requests")
+    own["ti"].task = SimpleNamespace(on_failure_callback=[alerts.on_task_failure])
+    serialized = task_context(task_id="report_failures")  # dag.test() hands the serialized task
+    serialized["ti"].task = SimpleNamespace(on_failure_callback=None, has_on_failure_callback=True)
+    silent = task_context(task_id="run_notebook")  # a request task: no alert of its own
+    silent["ti"].task = SimpleNamespace(on_failure_callback=None, has_on_failure_callback=False)
+
+    alerts.on_dag_failure(own)
+    alerts.on_dag_failure(serialized)
+    assert dm_texts(stack) == []
+
+    alerts.on_dag_failure(silent)
+    [text] = dm_texts(stack)
+    assert "• Error: task run_notebook failed; the error is in its log" in text
+
+
+def test_a_deadlocked_run_alerts_even_at_a_task_that_alerts_on_its_own(stack: LocalStack) -> None:
+    # Only a task *failure* is that task's to tell; a deadlock is not.
+    context = {**task_context(task_id="report_failures"), "reason": "all_tasks_deadlocked"}
+    context["ti"].task = SimpleNamespace(on_failure_callback=[alerts.on_task_failure])
+
+    alerts.on_dag_failure(context)
+
+    [text] = dm_texts(stack)
+    assert "CreditBot failed" in text
+
+
 @pytest.mark.parametrize(
     ("settings", "env", "to"),
     [
@@ -255,15 +318,17 @@ def test_a_failed_run_of_the_dag_alerts_the_operator(stack: LocalStack) -> None:
     params = {"channel": None, "message_ts": None, "dry_run": None, "force": False}
     assert str(dag.test(run_conf=params).state) == "failed"
 
+    # One alert: fetch_requests' own, from its task with the exception (record_ledger skips, the
+    # leaf is upstream-failed); the DAG callback, handed that task, adds none.
     [text] = dm_texts(stack)
-    # Airflow hands the DAG callback the failed task that finished last: fetch_requests is the only
-    # one (record_ledger skips, the leaf is upstream-failed), so the alert names the cause itself.
     named = re.search(
         r"^:rotating_light: CreditBot failed: DAG credit_bot, run (manual__\S+), task (\w+)$", text, re.M
     )
     assert named, text
     run_id, task_id = named.groups()
     assert task_id == "fetch_requests"
-    assert "• Error: task fetch_requests failed; the error is in its log" in text
+    # The cause in one line: the SettingsError, not Airflow's wrapper nor "the error is in its log".
+    assert "• Error: SettingsError: 'looker_hosts' is empty: list the Looker host(s)" in text
+    assert "AirflowFailException" not in text
     assert f"/dags/credit_bot/runs/{quote(run_id)}/tasks/fetch_requests?try_number=1" in text
     assert "record_ledger" not in text

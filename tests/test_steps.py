@@ -6,7 +6,7 @@ import pytest
 
 from credit_bot.settings import Settings
 from credit_bot.slack import missing_scopes, scope_failure
-from credit_bot.steps import failed_request_tasks, needed_scopes, run_summary
+from credit_bot.steps import failed_request_tasks, needed_scopes, run_summary, untold_failures
 
 
 def _o(outcome: str, amount: str | None = None) -> dict:
@@ -65,6 +65,33 @@ def test_run_summary(outcomes: list, dry_run: bool, summary: str) -> None:
 )
 def test_failed_request_tasks(states: dict, failed: list) -> None:
     assert failed_request_tasks(states) == failed
+
+
+def _done(index: int, outcome: str, **extra: str) -> dict:
+    return {"ts": f"1764000000.00010{index}", "map_index": index, "outcome": outcome, **extra}
+
+
+@pytest.mark.parametrize(
+    ("failed", "outcomes", "untold"),
+    [
+        # A failed notebook whose request was DMed (retrying, then escalated): the DM told it.
+        pytest.param([("run_notebook", 0)], [_done(0, "retrying")], [], id="first-failure-dm"),
+        pytest.param([("resolve", 1)], [_done(1, "escalated")], [], id="give-up-dm"),
+        # The one that tells failed, or nothing was DMed, or the DM reached nobody: the run alert.
+        pytest.param([("post_results", 0)], [], ["post_results[0]"], id="post-results-failed"),
+        pytest.param([("run_notebook", 0)], [_done(0, "answered")], ["run_notebook[0]"], id="answered"),
+        pytest.param(
+            [("run_notebook", 0)],
+            [_done(0, "escalated", undelivered="could not DM U0GONE (user_disabled)")],
+            ["run_notebook[0]"],
+            id="undelivered",
+        ),
+        pytest.param([("run_notebook", 2)], [_done(0, "retrying")], ["run_notebook[2]"], id="other-request"),
+        pytest.param([("resolve", None)], [_done(0, "retrying")], ["resolve"], id="unmapped"),
+    ],
+)
+def test_untold_failures(failed: list, outcomes: list, untold: list) -> None:
+    assert untold_failures(failed, outcomes) == untold
 
 
 READ = "channels:history|groups:history"

@@ -1,21 +1,31 @@
-"""Failure alerts: tell the operators by Slack DM when CreditBot itself fails, not just one request.
+"""Failure alerts: tell the operators by Slack DM when CreditBot itself fails, once per problem.
 
-A bad request is DMed by ``post_results``; this is for a failed *run* (settings broken, Slack or
-the ledger unreachable, or — through ``report_failures``, its only leaf, after the ledger is
-written — a request's task that failed or an operator message that reached nobody).
+A bad request is DMed by ``post_results`` (its first failure, then its give-up); this is for what no
+request DM tells: the settings, Slack or the ledger failing, or an operator DM that could not be
+delivered. A run stays red whenever a task failed, so Airflow's own views keep their meaning, but a
+red run whose every problem a request DM already told alerts nobody: a request that fails on every
+attempt costs the operators two DMs over its life, not one more per red run.
 
-Where it runs (Airflow 3.3): a DAG's ``on_failure_callback`` is not run by the worker. When the
-scheduler marks the run failed it sends a ``DagCallbackRequest`` to the dag-processor, which
-parses the DAG file and calls the callback there with the context of the failed task instance
-that finished last plus ``reason`` (``dag_processing/processor.py: _execute_dag_callbacks``).
-So it fires once per failed run, even when the worker died or was OOM-killed, and ``dag.test()``
-runs it in-process. That is what reliably reaches a person, so it is the one to wire.
-Its context carries no exception (only ``reason``, e.g. ``task_failure``): the DM names the
-failed task and links its log. A task's ``on_failure_callback`` runs in the task process (with
-``context["exception"]``) or, when the task process was lost, in the dag-processor through a
-``TaskCallbackRequest``; it fires per task instance, so on mapped per-request tasks it would
-duplicate ``post_results``' DMs. ``on_task_failure`` is here for a task that should alert on
-its own; it includes the exception.
+Where it runs (Airflow 3.3). The run's own tasks alert on their failure: every task but the
+per-request ones (``fetch_requests``, ``record_ledger``, ``report_failures`` — the leaf that fails a
+run whose ledger *was* written, for a request's task that failed or an operator DM that reached
+nobody — and the approval hand-over) has ``on_task_failure`` as its ``on_failure_callback``. Airflow
+calls it once the task has failed for good (not per retry), in the task process with
+``context["exception"]``: the alert quotes the cause in one line, the error CreditBot raised
+(``SettingsError: product 'verify': notebook … cannot run under CreditBot: …``), not Airflow's
+wrapper around it. When the task process was lost (worker died, OOM), the scheduler sends a
+``TaskCallbackRequest`` and the dag-processor calls it there, without the exception: the alert names
+the task and links its log. ``report_failures`` says what the request DMs did not: when they told
+everything, it fails the run with an :class:`AlreadyTold` cause and its callback stays silent. The
+request tasks (``resolve``, ``run_notebook``, ``post_results``) have no alert of their own:
+``post_results`` DMs about the request, ``report_failures`` about the rest.
+
+The DAG's ``on_failure_callback``, ``on_dag_failure``, is the safety net for a red run no task
+alerted about (a deadlock, a task without its own alert). The scheduler sends it to the
+dag-processor, which calls it with the context of the failed task instance that finished last
+plus ``reason`` (``dag_processing/processor.py: _execute_dag_callbacks``; ``dag.test()`` runs it
+in-process). When that task has ``on_task_failure`` it has already spoken (or stayed silent on
+purpose), so the DAG callback says nothing: one alert per problem.
 
 Recipients: the ``operators`` of the ``credit_bot_settings`` Variable, read when the callback
 runs (never at parse). Without operators, or for a DM Slack refuses (deactivated operator, bad
@@ -68,6 +78,14 @@ _SECRET_PATTERNS = (
 )
 
 
+class AlreadyTold(Exception):
+    """A run fails only for problems the requests' own DMs told the operators: no alert.
+
+    ``report_failures`` raises Airflow's ``AirflowFailException`` (red, no retries) *from* this, so
+    the run stays red while ``on_task_failure`` knows by the type, not the text, to stay silent.
+    """
+
+
 @dataclass(frozen=True)
 class Audience:
     """Who gets the alert, and whether it is only logged (dry-run or nobody to tell)."""
@@ -79,13 +97,52 @@ class Audience:
 
 
 def on_dag_failure(context: Mapping[str, Any]) -> None:
-    """DAG ``on_failure_callback``: one DM per failed run (runs in the dag-processor)."""
+    """DAG ``on_failure_callback`` (runs in the dag-processor): a DM for a red run no task alerted about."""
+    ti = context.get("ti") or context.get("task_instance")
+    if context.get("reason") == "task_failure" and alerts_on_its_own(getattr(ti, "task", None)):
+        log.info(
+            "run %s failed at task %s, whose own failure callback alerts: no second alert",
+            context.get("run_id") or getattr(ti, "run_id", "?"),
+            getattr(ti, "task_id", "?"),
+        )
+        return
     notify_failure(context)
 
 
 def on_task_failure(context: Mapping[str, Any]) -> None:
-    """Task ``on_failure_callback``: one DM when this task has failed for good (runs in the task)."""
+    """Task ``on_failure_callback``: one DM when this task has failed for good (runs in the task).
+
+    Silent when the failure's cause is :class:`AlreadyTold`: the requests' DMs said it all.
+    """
+    exception = context.get("exception")
+    if isinstance(exception, BaseException) and already_told(exception):
+        log.info("no failure alert: %s", one_line(exception))
+        return
     notify_failure(context)
+
+
+def alerts_on_its_own(task: Any) -> bool:
+    """Whether ``task`` alerts on its own failure (``on_task_failure`` is its failure callback).
+
+    The dag-processor hands the DAG callback the parsed task, with its callbacks; ``dag.test()``
+    the serialized one, which only knows that it has one (every task callback here is ours).
+    """
+    callbacks = getattr(task, "on_failure_callback", None)
+    if callbacks:
+        return on_task_failure in (callbacks if isinstance(callbacks, list) else [callbacks])
+    return getattr(task, "has_on_failure_callback", False) is True
+
+
+def already_told(exception: BaseException) -> bool:
+    """Whether ``exception`` is, or was raised from, an :class:`AlreadyTold`."""
+    seen: BaseException | None = exception
+    for _ in range(10):  # a cause chain is short; never loop on a cyclic one
+        if seen is None:
+            return False
+        if isinstance(seen, AlreadyTold):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def notify_failure(context: Mapping[str, Any]) -> list[str]:
@@ -197,7 +254,7 @@ def failure_text(context: Mapping[str, Any]) -> str:
     exception = context.get("exception")
     next_step = REPORT_NEXT_STEP if task_id == REPORT_TASK else NEXT_STEP
     if exception is not None:
-        error = one_line(exception)
+        error = cause(exception)
     elif task_id == REPORT_TASK:
         error = REPORT_ERROR
     else:
@@ -214,6 +271,21 @@ def failure_text(context: Mapping[str, Any]) -> str:
     lines.append(f"• Airflow log: {defang(_log_url(ti, dag_id, str(run_id)), 1000)}")
     lines.append(f"• Next: {next_step}")
     return "\n".join(lines)
+
+
+def cause(exception: BaseException) -> str:
+    """The failure in one line: the error CreditBot raised, not Airflow's wrapper around it.
+
+    An ``AirflowFailException`` (raised to skip the task's retries) tells nothing by its name: its
+    cause when it was raised ``from`` one (``SettingsError: product 'verify': …``), else its message.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if isinstance(exception, AirflowFailException):
+        if exception.__cause__ is not None:
+            return one_line(exception.__cause__)
+        return one_line(str(exception)) or one_line(exception)
+    return one_line(exception)
 
 
 def one_line(exc: BaseException | str) -> str:

@@ -895,38 +895,82 @@ _FAILED_STATES = frozenset({"failed", "upstream_failed"})
 
 def failed_request_tasks(task_states: dict[str, Any]) -> list[str]:
     """``["resolve[0]", "run_notebook[2]"]`` from a run's ``{task_id or task_id_mapindex: state}``."""
-    failed = []
+    return [task_id if index is None else f"{task_id}[{index}]" for task_id, index in _failed(task_states)]
+
+
+def _failed(task_states: dict[str, Any]) -> list[tuple[str, int | None]]:
+    """``[("resolve", 0), ("run_notebook", 2)]``: the failed request tasks and their map index."""
+    failed: list[tuple[str, int | None]] = []
     for key, state in sorted(task_states.items()):
         if state not in _FAILED_STATES:
             continue
         for task_id in REQUEST_TASKS:
             if key == task_id:
-                failed.append(task_id)
+                failed.append((task_id, None))
             elif key.startswith(task_id + "_") and key[len(task_id) + 1 :].isdigit():
-                failed.append(f"{task_id}[{key[len(task_id) + 1 :]}]")
+                failed.append((task_id, int(key[len(task_id) + 1 :])))
     return failed
 
 
-def report_failures(dag_id: str, run_id: str, recorded: dict[str, Any]) -> None:
+def untold_failures(failed: list[tuple[str, int | None]], outcomes: list[dict[str, Any]]) -> list[str]:
+    """The failed request tasks no request DM told the operators about.
+
+    A request's ``resolve`` or ``run_notebook`` failing is told when its ``post_results`` (same map
+    index) finished with the request retrying or escalated and its DM delivered: that DM names the
+    error. A failed ``post_results`` told nobody (it is the task that tells), nor did one whose
+    request was answered or ignored despite a failed task.
+    """
+    told = {
+        o["map_index"]
+        for o in outcomes
+        if o.get("outcome") in (ledger.RETRYING, ledger.ESCALATED) and not o.get("undelivered")
+    }
+    return [
+        task_id if index is None else f"{task_id}[{index}]"
+        for task_id, index in failed
+        if task_id == "post_results" or index is None or index not in told
+    ]
+
+
+def report_failures(
+    dag_id: str, run_id: str, recorded: dict[str, Any], outcomes: list[dict[str, Any]] | None = None
+) -> None:
     """Fail the run (ledger already written) when a request's task failed or an operator DM failed.
 
-    So the DAG's failure alert fires: a run is never green over a request that failed or an
-    escalation nobody received. A task that failed and then succeeded on its retry counts as success.
+    A run is never green over a request that failed or an escalation nobody received. Its failure
+    alert (``alerts.on_task_failure``, this task's callback) quotes only what no request DM told:
+    a DM that could not be delivered, a request task whose request the operators did not hear of.
+    When the requests' DMs told it all, the run still fails, from :class:`alerts.AlreadyTold`, and
+    nobody is alerted twice. ``outcomes`` are ``post_results``' return values (with ``map_index``).
+    A task that failed and then succeeded on its retry counts as success.
     """
     from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
+    from credit_bot.alerts import AlreadyTold
+
     states = RuntimeTaskInstance.get_task_states(dag_id=dag_id, run_ids=[run_id]).get(run_id, {})
-    failed = failed_request_tasks(states)
+    failed = _failed(states)
+    untold = untold_failures(failed, [o for o in outcomes or [] if o and "map_index" in o])
     undelivered = recorded.get("undelivered") or {}
-    problems = []
-    if failed:
-        problems.append(f"{len(failed)} request task(s) failed: {', '.join(failed)} (see their logs)")
-    for ts, why in sorted(undelivered.items()):
-        problems.append(f"request {ts}: an operator DM could not be sent: {why}")
+    problems = [
+        f"request {ts}: an operator DM could not be sent: {why}" for ts, why in sorted(undelivered.items())
+    ]
+    if untold:
+        problems.append(f"{len(untold)} request task(s) failed: {', '.join(untold)} (see their logs)")
+    after = (
+        "The ledger has this run's outcomes; failed requests are tried again at the next run (up to "
+        "max_attempts) and then escalated."
+    )
+    told = [task for task in failed_request_tasks(states) if task not in untold]
+    if told:
+        log.info("failed, and told to the operators by its request's DM: %s", ", ".join(told))
     if problems:
-        raise AirflowFailException(
-            "RunFailed: " + "; ".join(problems) + ". The ledger has this run's outcomes; failed "
-            "requests are tried again at the next run (up to max_attempts) and then escalated."
+        raise AirflowFailException("; ".join(problems) + ". " + after)
+    if told:
+        message = (
+            f"{len(told)} request task(s) failed: {', '.join(told)}; the operators were told by each "
+            f"request's DM, so no run alert. {after}"
         )
+        raise AirflowFailException(message) from AlreadyTold(message)
     log.info("every request task succeeded and every operator message was delivered")

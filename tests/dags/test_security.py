@@ -40,7 +40,7 @@ def test_no_secret_reaches_logs_notebooks_ledger_xcom_or_slack(dag, stack, post,
     sandbox.inject("looker", "GET /looks/{id}", "unauthorized")  # a re-login, logged by the hook
     sandbox.inject("slack", "chat.postMessage", "lost_response")  # a failed post, then a retry
 
-    assert _run(dag) == "failed"  # look 905's notebook task failed (the failure alert is checked too)
+    assert _run(dag) == "failed"  # look 905's notebook task failed (its DM is checked too)
 
     assert thread_posts(stack, answered) == ["Approved, $4,948.80, exceptions"]
     for escalated in (leaky, failing, missing):

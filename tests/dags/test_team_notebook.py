@@ -63,7 +63,8 @@ def test_team_shaped_notebook_answers_and_stated_spend_is_checked(dag, stack, po
     assert "failed in cell 7: AttributeError: 'NoneType' object has no attribute 'group'" in _dm_for(
         stack, failing
     )
-    assert len([d for d in stack.sandbox.dms() if d["metadata"]]) == 3  # plus the run's failure alert
+    assert len([d for d in stack.sandbox.dms() if d["metadata"]]) == 3
+    assert [d for d in stack.sandbox.dms() if not d["metadata"]] == []  # the DMs told it: no run alert
 
     # The run_notebook task log says what CreditBot did to the notebook.
     assert "cell 3 declares looker, so CreditBot tagged it in its copy" in caplog.text

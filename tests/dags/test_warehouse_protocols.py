@@ -88,13 +88,14 @@ def test_wrong_password_escalates_and_leaks_nowhere(
     caplog.set_level(logging.DEBUG)
     acme = _poster(presto_stack)(f"Fraud spend: <{HOST}/looks/101|$20,902.40>")
 
-    # The request is escalated; its notebook task failed, so the run ends failed (report_failures)
-    # and Airflow's failure alert fires too.
+    # The request is escalated; its notebook task failed, so the run ends failed (report_failures),
+    # with no run alert on top of the request's DM, which says it all.
     assert _run(dag) == "failed"
 
     sandbox = presto_stack.sandbox
     assert thread_posts(presto_stack, acme) == []
     dms = " ".join(d["text"] for d in sandbox.dms())
+    assert [d for d in sandbox.dms() if not d["metadata"]] == []  # no run alert
     # The operator hears of it, with the cause and the fix.
     assert "refused the login of user 'credit-bot' (HTTP 401)" in dms
     assert "Check the connection's login and password" in dms
