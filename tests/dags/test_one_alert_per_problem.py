@@ -42,7 +42,8 @@ def test_every_task_but_the_per_request_ones_alerts_on_its_own_failure(dag):
     own = {t.task_id for t in dag.tasks if alerts.alerts_on_its_own(t)}
     assert own == {t.task_id for t in dag.tasks} - set(REQUEST_TASKS)
     assert {"fetch_requests", "record_ledger", "report_failures"} <= own
-    assert alerts.on_dag_failure in (dag.on_failure_callback, *(dag.on_failure_callback or []))
+    callbacks = dag.on_failure_callback
+    assert alerts.on_dag_failure in (callbacks if isinstance(callbacks, list) else [callbacks])
 
 
 def test_a_request_failing_on_every_attempt_costs_two_dms_and_every_run_stays_red(dag, stack, post):
