@@ -462,6 +462,8 @@ def post(
         decided["error"] = (
             f"no approver decided within {params.get('timeout_hours')} h on the reply {params['reply']!r}; "
             "nothing was posted"
+            if result
+            else f"the decide task failed (see its log) on the reply {params['reply']!r}; nothing was posted"
         )
         side.tell_operators(
             request,

@@ -186,7 +186,7 @@ def _decide(api: AirflowApi, client: Any, click: dict[str, Any]) -> dict[str, An
         f"/taskInstances/{quote(target['task_id'], safe='')}/-1/hitlDetails"
     )
     try:
-        detail = api.request("GET", path)
+        detail = _parked(api, target, path)
         # Every form field must be answered: its defaults, with who clicked.
         inputs = {key: _default(value) for key, value in (detail.get("params") or {}).items()}
         inputs.update(slack_user=click["user"])
@@ -201,6 +201,33 @@ def _decide(api: AirflowApi, client: Any, click: dict[str, Any]) -> dict[str, An
         raise
     log.info("%s chose %s for %s", click["user"], chosen, target["run_id"])
     return {"result": chosen, "run_id": target["run_id"]}
+
+
+PARK_SETTLE_SECONDS = 3.0
+
+
+def _parked(api: AirflowApi, target: dict[str, Any], path: str, wait: float = 20.0) -> dict[str, Any]:
+    """The HITL detail once ``decide`` is parked (awaiting_input) and has been for a few seconds.
+
+    Airflow 3.3 race: an answer within about a second of the task parking resumes it before the
+    executor has reported the parking process's end, and that late report then marks the resumed
+    task failed ("state changed externally"). A click that fast is waited out here.
+    """
+    import time
+    from datetime import UTC, datetime
+
+    ti_path = path.removesuffix("/-1/hitlDetails")
+    deadline = time.monotonic() + wait
+    while True:
+        detail = api.request("GET", path)
+        state = (api.request("GET", ti_path) or {}).get("state")
+        created = datetime.fromisoformat(str(detail.get("created_at")).replace("Z", "+00:00"))
+        age = (datetime.now(UTC) - created).total_seconds()
+        if state == "awaiting_input" and age >= PARK_SETTLE_SECONDS:
+            return detail
+        if detail.get("response_received") or time.monotonic() > deadline:
+            return detail  # answered already (the PATCH says 409), or let the PATCH say what it is
+        time.sleep(max(0.2, PARK_SETTLE_SECONDS - age) if state == "awaiting_input" else 0.5)
 
 
 def _default(value: Any) -> Any:
