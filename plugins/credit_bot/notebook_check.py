@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from credit_bot.errors import SetupError
+
 PARAMETER_NAMES = ("looker",)  # what the bot passes (steps.notebook_task)
 RESULT_NAME = "credit_amount"
 PLUGINS_DIR = Path(__file__).resolve().parents[1]  # the operator puts it on the kernel's PYTHONPATH
@@ -60,8 +62,8 @@ _DOTENV_CALLS = {"load_dotenv", "dotenv_values", "find_dotenv"}
 _IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
-class NotebookUnreadable(ValueError):
-    """The file is not a notebook this check can read."""
+class NotebookUnreadable(SetupError):
+    """The file is not a notebook this check can read: the product's notebook setting must be fixed."""
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,37 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperator
 
+from credit_bot.errors import RejectedRequest
 from credit_bot.money import FormattedParts, InvalidAmount, format_usd, read_parts, to_cents, to_decimal
-from credit_bot.notebook_errors import Explanation, explain
+from credit_bot.notebooks.errors import (
+    CreditAmountMissing,
+    NotebookDidNotFinish,
+    NotebookRejected,
+    NotebookResultError,
+    ParametersCellMissing,
+    WarehouseRefused,
+)
+from credit_bot.notebooks.failures import Explanation, explain
 from credit_bot.ui.links import ExecutedNotebookLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+__all__ = [
+    "CreditAmountMissing",
+    "CreditNotebookOperator",
+    "NotebookDidNotFinish",
+    "NotebookRejected",
+    "NotebookResult",
+    "NotebookResultError",
+    "ParametersCellMissing",
+    "WarehouseRefused",
+    "first_error",
+    "instrumented_copy",
+    "output_path",
+    "read_result",
+    "validate_credit",
+]
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +166,6 @@ del _credit_bot_readout, _credit_bot_encode
 )
 
 
-class NotebookResultError(Exception):
-    """The executed notebook has no usable ``credit_amount``."""
-
-    # Whether running the notebook again may give one (a kernel that died, the warehouse out of
-    # resources) or not (the warehouse refused the SQL, the notebook left no credit_amount).
-    transient = True
-
-
 class _Redact(logging.Filter):
     """Replaces secrets in log records: papermill streams every cell's output into the task log."""
 
@@ -220,22 +237,6 @@ def _redacted(logger: logging.Logger, secrets: list[str]) -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(redact)
-
-
-class NotebookRejected(NotebookResultError):
-    """The executed notebook must not be used (e.g. it leaked a secret); retrying will not help."""
-
-    transient = False
-
-
-class ParametersCellMissing(ValueError):
-    """No cell to inject the parameters after: the notebook would overwrite them with its own."""
-
-
-class CreditAmountMissing(NotebookResultError):
-    """The notebook ran to the end without setting ``credit_amount``: running it again will not help."""
-
-    transient = False
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,7 @@ def read_result(output_nb: str) -> NotebookResult:
     try:
         nb = nbformat.read(output_nb, as_version=4)
     except FileNotFoundError:
-        raise NotebookResultError(
+        raise NotebookDidNotFinish(
             f"the executed notebook {output_nb} does not exist (the notebook did not run)"
         ) from None
     rejected = nb.metadata.get("credit_bot", {}).get("rejected")
@@ -330,11 +331,9 @@ def read_result(output_nb: str) -> NotebookResult:
     failure = first_failure(nb)
     if failure:
         where, explanation = failure
-        error = NotebookResultError(f"the notebook failed in {where}: {explanation.text}")
-        error.transient = explanation.transient
-        raise error
+        raise explanation.error(f"the notebook failed in {where}: {explanation.text}")
     if result is None:
-        raise NotebookResultError("the notebook did not reach CreditBot's read-out cell")
+        raise NotebookDidNotFinish("the notebook did not reach CreditBot's read-out cell")
     if not result.get("has_credit_amount"):
         raise CreditAmountMissing("the notebook did not set credit_amount")
     encoded = result["credit_amount"]
@@ -491,7 +490,7 @@ class CreditNotebookOperator(BaseOperator):
             except PapermillExecutionError as exc:
                 self._log_failing_cell(input_nb, output_nb)
                 explanation = explain(exc.ename, exc.evalue, "")
-                if not explanation.transient:  # the warehouse refused the SQL: the same SQL fails again
+                if issubclass(explanation.error, RejectedRequest):  # the same SQL fails again
                     raise AirflowFailException(f"the notebook failed: {explanation.text}") from exc
                 raise
             finally:
@@ -571,4 +570,4 @@ class CreditNotebookOperator(BaseOperator):
             # Its amount must not be used: post_results reads this mark and escalates.
             nb.setdefault("metadata", {})["credit_bot"] = {"rejected": reason}
             path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
-            raise RuntimeError(reason)
+            raise NotebookRejected(reason)
