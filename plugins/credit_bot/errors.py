@@ -17,6 +17,9 @@ into these where they are caught, each by one table in the module that talks to 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class CreditBotError(Exception):
     """Root of every error CreditBot raises on purpose."""
@@ -32,3 +35,18 @@ class TransientError(CreditBotError):
 
 class RejectedRequest(CreditBotError):
     """This request cannot be answered as it is: the operators are told once, nothing is retried."""
+
+
+@contextmanager
+def setup_fails_the_task() -> Iterator[None]:
+    """Inside a task: a :class:`SetupError` fails it at once, without Airflow's retries.
+
+    Raised again as Airflow's ``AirflowFailException`` from the setup error, so the task log shows
+    the setup error's class and message, and the failure alert names it (``alerts``).
+    """
+    try:
+        yield
+    except SetupError as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"{exc} ({type(exc).__name__}: retrying cannot fix it)") from exc

@@ -12,13 +12,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseHook
 
+from credit_bot.errors import CreditBotError, RejectedRequest, SetupError, TransientError
 from credit_bot.links import LinkKind, LookerLink, UnsupportedLookerLink, explore_query
+from credit_bot.model import QueryDescription
 
 if TYPE_CHECKING:
+    from looker_sdk.rtl.serialize import TDeserializeReturn, TStructure
     from looker_sdk.sdk.api40 import models as models40
     from looker_sdk.sdk.api40.methods import Looker40SDK
 
@@ -26,28 +29,28 @@ if TYPE_CHECKING:
 MAX_SQL_CHARS = 1_000_000
 
 
-class LookerError(Exception):
-    """Looker could not give the SQL behind a link."""
-
-    transient = False
+class LookerError(CreditBotError):
+    """Looker could not give the SQL behind a link; the branch of each subclass says what happens."""
 
 
-class LookerNotFound(LookerError):
+class LookerNotFound(LookerError, RejectedRequest):
     """The Look, query or dashboard does not exist, or the API user may not see it."""
 
 
-class LookerAuthError(LookerError):
+class LookerAuthError(LookerError, SetupError):
     """Looker refused the API credentials from the ``looker_default`` connection."""
 
 
-class LookerUnavailable(LookerError):
-    """Looker did not answer usefully (5xx, timeout, connection reset): worth retrying later."""
-
-    transient = True
+class LookerUnavailable(LookerError, TransientError):
+    """Looker did not answer usefully (5xx, 429, timeout, connection reset): worth retrying later."""
 
 
-class LookerBadQuery(LookerError):
+class LookerBadQuery(LookerError, RejectedRequest):
     """The query exists but its SQL is unusable (empty, or absurdly large)."""
+
+
+class LookerRefused(LookerError, RejectedRequest):
+    """Looker answered with another client error (400, 403, 422 …) for this link's query."""
 
 
 class QueryKind:
@@ -101,20 +104,18 @@ class ResolvedQuery:
         filters = "; ".join(f"{f.field} = {f.value or '(any)'} [{f.source}]" for f in self.filters)
         return f"{self.title}: {made}, filters: {filters or 'none'}"
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> QueryDescription:
         """The JSON that resolve keeps per job (``query``): kind, id or slug, filters, one-line text."""
-        described: dict[str, Any] = {"kind": self.kind, "title": self.title}
+        which: dict[str, str | None] = {}
         if self.kind == QueryKind.SQL_RUNNER:
-            described["slug"] = self.slug
+            which["slug"] = self.slug
         else:
-            described["id"] = self.query_id
+            which["id"] = self.query_id
             if self.based_on and self.based_on != self.query_id:
-                described["based_on"] = self.based_on
-        described["filters"] = [
-            {"field": f.field, "value": f.value, "source": f.source} for f in self.filters
-        ]
-        described["text"] = self.text
-        return described
+                which["based_on"] = self.based_on
+        filters = [{"field": f.field, "value": f.value, "source": f.source} for f in self.filters]
+        described = {"kind": self.kind, "title": self.title, **which, "filters": filters, "text": self.text}
+        return cast(QueryDescription, described)
 
 
 # Parts of a saved query that make its SQL, i.e. everything create_query needs to make the same
@@ -139,7 +140,7 @@ _QUERY_BODY = (
 LOOKER_CONN_ID = "looker_default"
 
 
-def deserialize_without_error_docs(*, data: str, structure: Any) -> Any:
+def deserialize_without_error_docs(data: str, structure: TStructure) -> TDeserializeReturn:
     """looker_sdk's own deserializer, with the documentation links of error bodies dropped.
 
     On every error response looker_sdk (``APIMethods._return``) passes the body's
@@ -237,7 +238,7 @@ class LookerHook(BaseHook):
         # looker_sdk.init40's wiring, with our deserializer for API calls (deserialize_without_error_docs);
         # login errors never reach the error-doc helper (AuthSession raises them from the raw body).
         settings = ConnectionSettings()
-        settings.is_configured()
+        settings.is_configured()  # type: ignore[no-untyped-call]  # looker_sdk leaves it unannotated
         transport = requests_transport.RequestsTransport.configure(settings)
         sdk = Looker40SDK(
             auth_session.AuthSession(settings, transport, serialize.deserialize40, "4.0"),
@@ -311,7 +312,7 @@ class LookerHook(BaseHook):
             return LookerNotFound(f"{what} was not found in Looker (404), or the API user cannot see it")
         if status >= 500 or status == 429:
             return LookerUnavailable(f"Looker answered {status} for {what}: {message}")
-        return LookerError(f"Looker answered {status} for {what}: {message}")
+        return LookerRefused(f"Looker answered {status} for {what}: {message}")
 
     def _sql(
         self,

@@ -12,10 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TypedDict
 from urllib.parse import quote
 
 from credit_bot import ledger, ledger_report
+from credit_bot.errors import RejectedRequest
+from credit_bot.ledger_report import LedgerRow
+from credit_bot.model import Ledger
 from credit_bot.money import format_usd
 from credit_bot.notebook_store import NotebookRef
 from credit_bot.ui import urls
@@ -42,7 +45,7 @@ form{margin-bottom:8px}
 """
 
 
-class BadFilter(ValueError):
+class BadFilter(RejectedRequest, ValueError):
     """A filter value the page does not offer."""
 
 
@@ -70,7 +73,7 @@ class Filters:
         return filters
 
 
-def e(value: Any) -> str:
+def e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -88,7 +91,7 @@ def permalink(workspace: str | None, channel: str, ts: str) -> str | None:
     return f"{workspace.rstrip('/')}/archives/{quote(channel)}/p{ts.replace('.', '')}"
 
 
-def task_log_url(base_url: str | None, row: Mapping[str, Any]) -> str | None:
+def task_log_url(base_url: str | None, row: LedgerRow) -> str | None:
     """The request's post_results task instance in the Airflow UI (its log is one tab away)."""
     run_id, map_index = row.get("run_id"), row.get("map_index")
     if not run_id or map_index is None:
@@ -99,7 +102,15 @@ def task_log_url(base_url: str | None, row: Mapping[str, Any]) -> str | None:
     )
 
 
-def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+class Totals(TypedDict):
+    requests: int
+    answered: int
+    amount: Decimal
+    link_requested: int
+    escalated: int
+
+
+def totals(rows: list[LedgerRow]) -> Totals:
     """Answered, amount approved, asked for a link, escalated: over the rows given."""
     amount = Decimal("0")
     for row in rows:
@@ -126,11 +137,11 @@ def _select(name: str, label: str, options: Mapping[str, str], chosen: str) -> s
     return f'<label>{e(label)} <select name="{e(name)}">{items}</select></label> '
 
 
-def _notebook_cells(row: Mapping[str, Any], output_dir: str, kept: set[str] | None, app_base: str) -> str:
+def _notebook_cells(row: LedgerRow, output_dir: str, kept: set[str] | None, app_base: str) -> str:
     links = []
     for index, path in enumerate(row.get("notebooks") or []):
         ref = NotebookRef.from_path(output_dir, str(path))
-        label = f"notebook {index + 1}" if len(row["notebooks"]) > 1 else "notebook"
+        label = f"notebook {index + 1}" if len(row.get("notebooks") or []) > 1 else "notebook"
         if ref is None:
             links.append(f'<span class="muted" title="{e(path)}">{e(label)}: elsewhere</span>')
         elif kept is not None and str(path) not in kept:
@@ -141,7 +152,7 @@ def _notebook_cells(row: Mapping[str, Any], output_dir: str, kept: set[str] | No
 
 
 def requests_page(
-    book: dict[str, Any],
+    book: Ledger,
     filters: Filters,
     *,
     output_dir: str,
@@ -244,7 +255,7 @@ def requests_page(
     return page("CreditBot requests", f"<h1>CreditBot requests</h1>{form}{summary}{table}{more}{note}")
 
 
-def _parts(row: dict[str, Any]) -> str:
+def _parts(row: LedgerRow) -> str:
     """The per-mode parts of a concatenated notebook credit (``basic $4,948.80 + standard nan …``)."""
     parts = row.get("amount_parts")
     return f'<br><span class="muted">{e(parts)}</span>' if parts else ""
