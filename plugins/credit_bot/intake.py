@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -271,6 +271,20 @@ def thread_has_unread_early_reply(message: SlackMessage, entry: LedgerEntry) -> 
     return not entry.get("thread_checked") and int(message.get("reply_users_count") or 0) >= 2
 
 
+@dataclass
+class _Selection:
+    """What :func:`select` found: requests to work on, outcomes to record, and log lines."""
+
+    dry_run: bool
+    requests: list[Request] = field(default_factory=list)
+    outcomes: list[RequestOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def close(self, ts: str, outcome: Outcome, error: str, note: str) -> None:
+        self.outcomes.append({"ts": ts, "outcome": outcome, "dry_run": self.dry_run, "last_error": error})
+        self.notes.append(f"{ts}: {note}")
+
+
 def select(
     messages: list[SlackMessage],
     *,
@@ -293,86 +307,72 @@ def select(
     added in a reply has ``reason`` :attr:`RequestReason.CHECK_THREAD` and is finished by the caller.
     """
     now = now or datetime.now(UTC)
-    requests: list[Request] = []
-    outcomes: list[RequestOutcome] = []
-    notes: list[str] = []
+    found = _Selection(dry_run)
     for message in sorted(messages, key=lambda m: float(m["ts"])):
         ts = message["ts"]
+        entry = ledger.lookup(book, channel, ts, dry_run)
         if message.get("subtype") == TOMBSTONE:
             # Deleted, kept only for its replies: close it like a deleted message; a reply under
             # it (even one with a link) never makes it a request again.
-            entry = ledger.lookup(book, channel, ts, dry_run)
             if entry is not None and entry.get("outcome") not in FINAL:
-                outcomes.append(
-                    {
-                        "ts": ts,
-                        "outcome": Outcome.DELETED,
-                        "dry_run": dry_run,
-                        "last_error": "message deleted",
-                    }
+                found.close(
+                    ts, Outcome.DELETED, "message deleted", "the message was deleted; closing its request"
                 )
-                notes.append(f"{ts}: the message was deleted; closing its request")
             else:
-                notes.append(f"{ts}: skipped, deleted (a tombstone kept for its thread)")
+                found.notes.append(f"{ts}: skipped, deleted (a tombstone kept for its thread)")
             continue
         why = skip_reason(message, bot_user_id, request_bots=request_bots, own_bot_id=own_bot_id)
         if why:
-            notes.append(f"{ts}: skipped, {why}")
+            found.notes.append(f"{ts}: skipped, {why}")
             continue
-        text = message_text(message)
-        if len(text) > MAX_TEXT_CHARS:
-            text = text[:MAX_TEXT_CHARS]
-        entry = ledger.lookup(book, channel, ts, dry_run)
+        text = message_text(message)[:MAX_TEXT_CHARS]
         attempt = (entry or {}).get("attempts", 0) + 1
-        base = {
-            "channel": channel,
-            "ts": ts,
-            "user": requester(message),
-            "text": text,
-            "attempt": attempt,
-        }
+        request = Request(channel, ts, requester(message), text, attempt, RequestReason.NEW)
         if entry is None or force:
             reason = RequestReason.MANUAL if manual else RequestReason.NEW
-            requests.append(Request(**base, reason=reason, forced=force and entry is not None))
+            found.requests.append(replace(request, reason=reason, forced=force and entry is not None))
             continue
-        outcome = entry.get("outcome")
-        # A request still "retrying" at max_attempts is one whose post_results never finished
-        # (a normal failure at the last attempt is escalated there): give it one final pass so it
-        # ends answered or escalated by DM instead of silently stuck.
-        if outcome == Outcome.RETRYING and entry.get("attempts", 0) <= max_attempts:
-            requests.append(Request(**base, reason=RequestReason.RETRY))
-        elif outcome == Outcome.RETRYING:
-            # Even the final pass did not finish (record_ledger has already tried the DM): close it.
-            gave_up = f"gave up after {entry.get('attempts')} attempts"
-            outcomes.append(
-                {
-                    "ts": ts,
-                    "outcome": Outcome.ESCALATED,
-                    "dry_run": dry_run,
-                    "last_error": f"{gave_up}: {entry.get('last_error')}",
-                }
-            )
-            notes.append(f"{ts}: {gave_up}")
-        elif outcome == Outcome.LINK_REQUESTED:
-            asked_at = float(entry.get("reply_ts") or ts)
-            # A link already in the (edited) post is worked on even when the wait is over, e.g. after
-            # an outage: expiring it would drop a request that did get its link.
-            if looker_urls(text, list(looker_hosts)):
-                requests.append(Request(**base, reason=RequestReason.LINK_ADDED))
-            elif now.timestamp() - asked_at > link_wait_hours * 3600:
-                outcomes.append(
-                    {
-                        "ts": ts,
-                        "outcome": Outcome.EXPIRED,
-                        "dry_run": dry_run,
-                        "last_error": f"no Looker link after {link_wait_hours} h",
-                    }
-                )
-                notes.append(f"{ts}: link request expired after {link_wait_hours} h")
-            elif thread_has_new_replies(
-                message, entry.get("thread_checked") or entry.get("reply_ts")
-            ) or thread_has_unread_early_reply(message, entry):
-                requests.append(Request(**base, reason=RequestReason.CHECK_THREAD))
-        else:
-            notes.append(f"{ts}: already {outcome}")
-    return requests, outcomes, notes
+        again = _again(message, request, entry, max_attempts, link_wait_hours, looker_hosts, now, found)
+        if again is not None:
+            found.requests.append(replace(request, reason=again))
+    return found.requests, found.outcomes, found.notes
+
+
+def _again(
+    message: SlackMessage,
+    request: Request,
+    entry: LedgerEntry,
+    max_attempts: int,
+    link_wait_hours: int,
+    looker_hosts: tuple[str, ...],
+    now: datetime,
+    found: _Selection,
+) -> RequestReason | None:
+    """Why a request the ledger knows is worked on again, or ``None`` (then closed, or left alone)."""
+    ts, outcome = request.ts, entry.get("outcome")
+    # A request still "retrying" at max_attempts is one whose post_results never finished
+    # (a normal failure at the last attempt is escalated there): give it one final pass so it
+    # ends answered or escalated by DM instead of silently stuck.
+    if outcome == Outcome.RETRYING and entry.get("attempts", 0) <= max_attempts:
+        return RequestReason.RETRY
+    if outcome == Outcome.RETRYING:
+        # Even the final pass did not finish (record_ledger has already tried the DM): close it.
+        gave_up = f"gave up after {entry.get('attempts')} attempts"
+        found.close(ts, Outcome.ESCALATED, f"{gave_up}: {entry.get('last_error')}", gave_up)
+        return None
+    if outcome != Outcome.LINK_REQUESTED:
+        found.notes.append(f"{ts}: already {outcome}")
+        return None
+    asked_at = float(entry.get("reply_ts") or ts)
+    # A link already in the (edited) post is worked on even when the wait is over, e.g. after
+    # an outage: expiring it would drop a request that did get its link.
+    if looker_urls(request.text, list(looker_hosts)):
+        return RequestReason.LINK_ADDED
+    if now.timestamp() - asked_at > link_wait_hours * 3600:
+        wait = f"{link_wait_hours} h"
+        found.close(ts, Outcome.EXPIRED, f"no Looker link after {wait}", f"link request expired after {wait}")
+        return None
+    since = entry.get("thread_checked") or entry.get("reply_ts")
+    if thread_has_new_replies(message, since) or thread_has_unread_early_reply(message, entry):
+        return RequestReason.CHECK_THREAD
+    return None

@@ -127,32 +127,7 @@ def create_app() -> FastAPI:
     )
     app.state.authorize = authorize  # tests of the app alone override it; the API server never does
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
-        messages = {
-            404: NOT_FOUND,
-            401: "Not signed in: sign in to Airflow, then open CreditBot again.",
-            403: "Signed in, but not allowed to read the credit_bot DAG: ask an Airflow admin for access.",
-        }
-        return _html(
-            pages.error_page(exc.status_code, messages.get(exc.status_code, str(exc.detail))), exc.status_code
-        )
-
-    @app.exception_handler(NotebookNotFound)
-    async def not_found(request: Request, exc: NotebookNotFound) -> HTMLResponse:
-        log.info("CreditBot notebook view: 404 for %s (%s)", request.url.path, exc)
-        return _html(pages.error_page(404, NOT_FOUND), 404)
-
-    @app.exception_handler(pages.BadFilter)
-    async def bad_filter(request: Request, exc: pages.BadFilter) -> HTMLResponse:
-        return _html(pages.error_page(400, str(exc)), 400)
-
-    @app.exception_handler(Exception)
-    async def server_error(request: Request, exc: Exception) -> HTMLResponse:
-        log.exception("CreditBot page %s failed", request.url.path)
-        return _html(
-            pages.error_page(500, "CreditBot could not show this page; the API server log says why."), 500
-        )
+    _errors_to_http(app)
 
     @app.get("/", response_class=HTMLResponse)
     def requests_page(request: Request) -> HTMLResponse:
@@ -193,6 +168,38 @@ def create_app() -> FastAPI:
         return _html(head + banner + body)
 
     return app
+
+
+def _errors_to_http(app: FastAPI) -> None:
+    """Errors become HTTP answers here, in one place: 404 for what is not ours to show, 400 for a bad
+    filter, 401/403 from the auth manager, and a generic 500 whose details stay in the log."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+        messages = {
+            404: NOT_FOUND,
+            401: "Not signed in: sign in to Airflow, then open CreditBot again.",
+            403: "Signed in, but not allowed to read the credit_bot DAG: ask an Airflow admin for access.",
+        }
+        return _html(
+            pages.error_page(exc.status_code, messages.get(exc.status_code, str(exc.detail))), exc.status_code
+        )
+
+    @app.exception_handler(NotebookNotFound)
+    async def not_found(request: Request, exc: NotebookNotFound) -> HTMLResponse:
+        log.info("CreditBot notebook view: 404 for %s (%s)", request.url.path, exc)
+        return _html(pages.error_page(404, NOT_FOUND), 404)
+
+    @app.exception_handler(pages.BadFilter)
+    async def bad_filter(request: Request, exc: pages.BadFilter) -> HTMLResponse:
+        return _html(pages.error_page(400, str(exc)), 400)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> HTMLResponse:
+        log.exception("CreditBot page %s failed", request.url.path)
+        return _html(
+            pages.error_page(500, "CreditBot could not show this page; the API server log says why."), 500
+        )
 
 
 def _split_body(html: str) -> tuple[str, str]:

@@ -180,63 +180,13 @@ def requests_page(
         ]
         stored = kept({ref.run_dir for ref in refs if ref})
     app_base = urls.base_path(base_url) + urls.URL_PREFIX
-    sums = totals(period_rows)
-    form = (
-        f'<form method="get" action="{e(app_base)}/">'
-        + _select("outcome", "Outcome", {o: o.replace("_", " ") or "any" for o in OUTCOMES}, filters.outcome)
-        + _select("mode", "Mode", MODES, filters.mode)
-        + _select(
-            "period",
-            "Period",
-            {
-                "24h": "last 24 hours",
-                "7d": "last 7 days",
-                "30d": "last 30 days",
-                "all": "everything in the ledger",
-            },
-            filters.period,
-        )
-        + '<button type="submit">Show</button></form>'
-    )
-    summary = (
-        '<div class="totals" aria-label="Totals">'
-        f"<div><b>{sums['requests']}</b>requests</div>"
-        f"<div><b>{sums['answered']}</b>answered</div>"
-        f"<div><b>{e(format_usd(sums['amount']))}</b>approved</div>"
-        f"<div><b>{sums['link_requested']}</b>asked for a link</div>"
-        f"<div><b>{sums['escalated']}</b>escalated</div></div>"
-    )
     head = (
         "<tr><th>When (UTC)</th><th>Requester</th><th>Request</th><th>Mode</th><th>Outcome</th>"
         "<th>Amount</th><th>Attempts</th><th>Last error</th><th>Links</th></tr>"
     )
-    body_rows = []
-    for row in shown:
-        cell = ledger_report.cells(row)
-        links = []
-        slack = permalink(workspace, row["channel"], row["ts"])
-        if slack:
-            links.append(f'<a href="{e(slack)}" target="_blank" rel="noopener noreferrer">Slack thread</a>')
-        else:
-            links.append(f'<span class="muted">{e(row["channel"])} {e(row["ts"])}</span>')
-        for query in row.get("queries") or []:  # which query each link gave, and its filters' sources
-            links.append(f'<span class="muted">{e(query)}</span>')
-        notebooks = _notebook_cells(row, output_dir, stored, app_base)
-        if notebooks:
-            links.append(notebooks)
-        log = task_log_url(base_url, row)
-        if log:
-            links.append(f'<a href="{e(log)}" target="_top">task log</a>')
-        outcome = cell["outcome"]
-        requester = row.get("requester") or row.get("user") or ""  # "user": entries before the field
-        body_rows.append(
-            f'<tr data-ts="{e(row["ts"])}"><td>{e(cell["time"])}</td><td>{e(requester)}</td>'
-            f"<td>{e(row.get('snippet') or '')}</td><td>{e(cell['mode'].replace('_', '-'))}</td>"
-            f'<td class="outcome-{e(outcome)}">{e(outcome.replace("_", " "))}</td>'
-            f'<td class="num">{e(cell["amount"])}{_parts(row)}</td><td class="num">{e(cell["attempts"])}</td>'
-            f'<td title="{e(row.get("last_error") or "")}">{e(cell["last_error"])}</td>'
-            f"<td>{'<br>'.join(links)}</td></tr>"
-        )
+    body_rows = [_row(row, workspace, output_dir, stored, app_base, base_url) for row in shown]
+    form = _form(app_base, filters)
+    summary = _summary(totals(period_rows))
     table = (
         f"<table><thead>{head}</thead><tbody>{''.join(body_rows)}</tbody></table>"
         if body_rows
@@ -253,6 +203,75 @@ def requests_page(
         "requests for <code>ledger_retention_days</code>.</p>"
     )
     return page("CreditBot requests", f"<h1>CreditBot requests</h1>{form}{summary}{table}{more}{note}")
+
+
+def _form(app_base: str, filters: Filters) -> str:
+    """The filters, as a GET form."""
+    return (
+        f'<form method="get" action="{e(app_base)}/">'
+        + _select("outcome", "Outcome", {o: o.replace("_", " ") or "any" for o in OUTCOMES}, filters.outcome)
+        + _select("mode", "Mode", MODES, filters.mode)
+        + _select(
+            "period",
+            "Period",
+            {
+                "24h": "last 24 hours",
+                "7d": "last 7 days",
+                "30d": "last 30 days",
+                "all": "everything in the ledger",
+            },
+            filters.period,
+        )
+        + '<button type="submit">Show</button></form>'
+    )
+
+
+def _summary(sums: Totals) -> str:
+    """The totals strip over the period's rows."""
+    return (
+        '<div class="totals" aria-label="Totals">'
+        f"<div><b>{sums['requests']}</b>requests</div>"
+        f"<div><b>{sums['answered']}</b>answered</div>"
+        f"<div><b>{e(format_usd(sums['amount']))}</b>approved</div>"
+        f"<div><b>{sums['link_requested']}</b>asked for a link</div>"
+        f"<div><b>{sums['escalated']}</b>escalated</div></div>"
+    )
+
+
+def _row(
+    row: LedgerRow,
+    workspace: str | None,
+    output_dir: str,
+    stored: set[str] | None,
+    app_base: str,
+    base_url: str | None,
+) -> str:
+    """One request as a table row: its cells, and links to Slack, its queries, notebooks and task log."""
+    cell = ledger_report.cells(row)
+    links = []
+    slack = permalink(workspace, row["channel"], row["ts"])
+    if slack:
+        links.append(f'<a href="{e(slack)}" target="_blank" rel="noopener noreferrer">Slack thread</a>')
+    else:
+        links.append(f'<span class="muted">{e(row["channel"])} {e(row["ts"])}</span>')
+    for query in row.get("queries") or []:  # which query each link gave, and its filters' sources
+        links.append(f'<span class="muted">{e(query)}</span>')
+    notebooks = _notebook_cells(row, output_dir, stored, app_base)
+    if notebooks:
+        links.append(notebooks)
+    log = task_log_url(base_url, row)
+    if log:
+        links.append(f'<a href="{e(log)}" target="_top">task log</a>')
+    outcome = cell["outcome"]
+    requester = row.get("requester") or row.get("user") or ""  # "user": entries before the field
+    return (
+        f'<tr data-ts="{e(row["ts"])}"><td>{e(cell["time"])}</td><td>{e(requester)}</td>'
+        f"<td>{e(row.get('snippet') or '')}</td><td>{e(cell['mode'].replace('_', '-'))}</td>"
+        f'<td class="outcome-{e(outcome)}">{e(outcome.replace("_", " "))}</td>'
+        f'<td class="num">{e(cell["amount"])}{_parts(row)}</td><td class="num">{e(cell["attempts"])}</td>'
+        f'<td title="{e(row.get("last_error") or "")}">{e(cell["last_error"])}</td>'
+        f"<td>{'<br>'.join(links)}</td></tr>"
+    )
 
 
 def _parts(row: LedgerRow) -> str:
