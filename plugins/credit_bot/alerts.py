@@ -50,7 +50,7 @@ NEXT_STEP = (
     "the next scheduled run tries again; the ledger is unchanged by this run, so its requests "
     "are picked up again (a reply already posted is found in its thread, not repeated)"
 )
-# The leaf that fails a run whose ledger *was* written (credit_bot.steps.report_failures).
+# The leaf that fails a run whose ledger *was* written (credit_bot.tasks.report.report_failures).
 REPORT_TASK = "report_failures"
 REPORT_ERROR = "a request's task failed, or an operator DM about a request could not be sent"
 REPORT_NEXT_STEP = (
