@@ -146,7 +146,7 @@ class NotebookStore:
             self._check_no_links(root, ref)
         if (info.get("size") or 0) > MAX_NOTEBOOK_BYTES:
             raise NotebookNotFound(f"{ref.run_dir}/{ref.name} is larger than {MAX_NOTEBOOK_BYTES} bytes")
-        return fs.cat_file(path).decode("utf-8")
+        return bytes(fs.cat_file(path)).decode("utf-8")
 
     @staticmethod
     def _check_no_links(root: str, ref: NotebookRef) -> None:

@@ -20,6 +20,7 @@ from credit_bot.notebook_check.notebook import (
 )
 from credit_bot.notebook_check.walk import Visit
 
+_NO_CODE = ast.Module(body=[], type_ignores=[])  # what a cell that does not parse contains
 TAG_HINT = "tag it `parameters` (JupyterLab: the cell's Property Inspector → Cell Tags → add `parameters`)"
 
 
@@ -58,7 +59,7 @@ def parameters(cells: list[Cell], visit: Visit) -> list[Finding]:
                 TAG_HINT,
             )
         )
-    elif not any(stores(n, name) for n in ast.walk(cell.tree or ast.Module(body=[]))):
+    elif not any(stores(n, name) for n in ast.walk(cell.tree or _NO_CODE)):
         findings.append(
             Finding(
                 "looker-undeclared",
@@ -80,10 +81,11 @@ def _parameters_missing(cells: list[Cell], name: str) -> Finding:
     first = assigned[0] if assigned else None
     # Where the cell's own value is set, and whether the cell goes on to use it (the earlier team
     # file: a literal Looker SQL, then the query): tagging that cell would come too late.
-    own = min((n.lineno for n, d in bindings(first.tree, name) if not d), default=0) if first else 0
+    own_lines = [getattr(n, "lineno", 0) for n, d in bindings(first.tree, name) if not d] if first else []
+    own = min(own_lines, default=0)
     used_after = first is not None and any(
         isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) and n.lineno > own
-        for n in ast.walk(first.tree or ast.Module(body=[]))
+        for n in ast.walk(first.tree or _NO_CODE)
     )
     if first is None:
         where, fix = f"no cell declares {name}", ""

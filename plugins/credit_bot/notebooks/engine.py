@@ -33,7 +33,7 @@ ENGINE_NAME = "credit_bot"
 KERNEL_SHUTDOWN_WAIT_S = 1.0
 
 
-class PrivateKernelManager(AsyncKernelManager):  # type: ignore[misc]
+class PrivateKernelManager(AsyncKernelManager):
     """A kernel that talks over IPC, in a socket folder of its own, and gets
     :data:`KERNEL_SHUTDOWN_WAIT_S` to exit once the notebook has run (ipykernel's shutdown hang, above).
 
