@@ -14,7 +14,13 @@ a ratio measured in the same run, because the machines this runs on are noisy:
   (computed from the schedule, not measured): the figure without events;
 * **latency with events** (``--executor local``): single messages posted one at a time to the
   settings channel, each answered by the asset-triggered run its Socket Mode event starts (the
-  triggerer connected to the sandbox): post → reply, median and max (measured).
+  triggerer connected to the sandbox): post → reply, median and max (measured);
+* **io-bound burst** (``--executor local``): requests whose notebooks wait on the warehouse, side by
+  side; peak memory of every Airflow process and kernel as RSS and as PSS (pages shared by forked
+  task processes counted once), and PSS per in-flight request;
+* **team notebook** (``bench/team_notebook.py``; ``--team-notebook-only``): the team's real notebook,
+  ported, through the Presto sandbox: papermill alone against a full ``dag.test()`` run on one
+  request (the bot's overhead), its warehouse reads, and the memory one in-flight request adds.
 
 The bench runs in its own temporary ``AIRFLOW_HOME`` (SQLite), never in ``.airflow/``. Airflow is
 imported only after that home is set up, so nothing here imports it at module level.

@@ -336,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     if events and events["answered_correct"] < events["messages"]:
         failed.append("events")
     team = results.get("team_notebook")
-    if team and not team.get("skipped") and team.get("state") != "success":
+    slow_wrong = bool(team and team.get("slow") and not team["slow"]["correct"])
+    if team and not team.get("skipped") and (team.get("state") != "success" or slow_wrong):
         failed.append("team_notebook")  # absent (skipped, with its reason) is not a failure
     return 1 if failed else 0
 
