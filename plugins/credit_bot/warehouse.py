@@ -56,7 +56,7 @@ class WarehouseConnectionError(SetupError, RuntimeError):
     """The warehouse connection is missing, malformed, unsupported or cannot be opened.
 
     Raised inside the notebook's kernel; the notebook task reads the failed cell's error by its
-    name (``notebook_errors``), so this class is a setup error in name as well as in kind.
+    name (``credit_bot.notebooks.failures``), so this class is a setup error in name as well as in kind.
     """
 
 
