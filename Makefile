@@ -120,9 +120,11 @@ browser-deps:
 		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; }; \
 	} || echo "browser-deps: could not install $(BROWSER_PACKAGES) with apt-get; the browser test will skip"
 
+# mypy, strict, on the runtime package (pyproject.toml, [tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .

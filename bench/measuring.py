@@ -161,7 +161,7 @@ def notebook_floor(stack: Any, requests: int, workdir: Path, sample: int) -> dic
     """
     import papermill
 
-    from credit_bot.notebooks import kernel_launch_defaults
+    from credit_bot.notebooks.engine import register_engine
 
     count = min(requests, sample)
     out_dir = workdir / f"floor-{requests}"
@@ -169,9 +169,9 @@ def notebook_floor(stack: Any, requests: int, workdir: Path, sample: int) -> dic
     cpu = cpu_seconds()
     started = time.perf_counter()
     # The kernels get the shutdown wait the bot's notebook task gives them: the floor measures the
-    # notebooks, not ipykernel's occasional 3-s hang at exit (credit_bot.notebooks).
+    # notebooks, not ipykernel's occasional 3-s hang at exit (credit_bot.notebooks.engine).
     each: list[float] = []
-    with watchdog(f"papermill floor of {count} notebook(s)", run_limit(count)), kernel_launch_defaults():
+    with watchdog(f"papermill floor of {count} notebook(s)", run_limit(count)):
         for i in range(count):
             one = time.perf_counter()
             papermill.execute_notebook(
@@ -181,6 +181,7 @@ def notebook_floor(stack: Any, requests: int, workdir: Path, sample: int) -> dic
                 kernel_name="python3",
                 progress_bar=False,
                 log_output=False,
+                engine_name=register_engine(),
             )
             each.append(time.perf_counter() - one)
     wall = time.perf_counter() - started

@@ -112,10 +112,10 @@ def papermill_alone(notebook: Path, output: Path, sql: str, kernel: str) -> floa
     the bot's notebook task launches them (IPC, the same shutdown wait)."""
     import papermill
 
-    from credit_bot.notebooks import kernel_launch_defaults
+    from credit_bot.notebooks.engine import register_engine
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    with watchdog("papermill alone: the team's notebook", run_limit(1)), kernel_launch_defaults():
+    with watchdog("papermill alone: the team's notebook", run_limit(1)):
         started = time.perf_counter()
         papermill.execute_notebook(
             str(notebook),
@@ -124,6 +124,7 @@ def papermill_alone(notebook: Path, output: Path, sql: str, kernel: str) -> floa
             kernel_name=kernel,
             progress_bar=False,
             log_output=False,
+            engine_name=register_engine(),
         )
         return time.perf_counter() - started
 

@@ -37,7 +37,9 @@ an approver (setting `approval`), so a pending approval holds nothing here.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
@@ -47,6 +49,20 @@ from credit_bot.approval import APPROVAL_DAG_ID
 from credit_bot.events import slack_asset
 from credit_bot.notebooks import CreditNotebookOperator
 from credit_bot.ui.links import request_task
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from credit_bot.model import (
+        ApprovalRun,
+        NotebookTask,
+        Recorded,
+        RequestDict,
+        RequestOutcome,
+        Resolved,
+        RunConfig,
+        Window,
+    )
 
 # Retry policy of every task; overridable from the environment so tests can use short delays.
 TASK_RETRIES = int(os.environ.get("CREDIT_BOT_TASK_RETRIES", "2"))
@@ -59,7 +75,7 @@ TASK_TIMEOUT = timedelta(minutes=30)
 CRON = os.environ.get("CREDIT_BOT_CRON", "*/10 * * * *")
 
 
-def _label_map_index(request: dict) -> dict:
+def _label_map_index(request: RequestDict) -> Context:
     """Name this mapped task instance after its request in the UI (map_index_template)."""
     from credit_bot import intake
 
@@ -68,14 +84,14 @@ def _label_map_index(request: dict) -> dict:
     return context
 
 
-def _notebook_task(resolved: dict) -> dict:
+def _notebook_task(resolved: Resolved) -> NotebookTask:
     """run_notebook's arguments for one resolved request; Airflow calls it in that task."""
-    from credit_bot import steps
+    from credit_bot.tasks.resolve import notebook_task
 
-    return steps.notebook_task(resolved)
+    return notebook_task(resolved)
 
 
-def _materialize(lazy: list) -> list:
+def _materialize(lazy: Sequence[RequestOutcome | None]) -> list[RequestOutcome | None]:
     """Index a mapped task's lazy XCom sequence by its length; iterating it probes one past the end."""
     return [lazy[i] for i in range(len(lazy))]
 
@@ -144,92 +160,107 @@ def _materialize(lazy: list) -> list:
         ),
     },
 )
-def credit_bot():
+def credit_bot() -> None:
     # Its alert quotes the cause: a setting to fix, Slack unreachable.
     @task(on_failure_callback=alerts.on_task_failure)
-    def fetch_requests() -> list[dict]:
+    def fetch_requests() -> list[RequestDict]:
         """Settings + params, then the channel (or the one message) read and the requests picked.
 
         Red = a setting or connection to fix (no retries; the log says which), or Slack unreachable.
         """
-        from credit_bot import events, steps
+        from credit_bot import events
+        from credit_bot.errors import setup_fails_the_task
+        from credit_bot.store import VariableStore
+        from credit_bot.tasks import fetch
 
         context = get_current_context()
-        run = steps.load_settings(dict(context["params"]))  # a SettingsError fails the run at once
-        context["ti"].xcom_push(key="run", value=run)
-        announced = events.requests_from_asset_events(context.get("triggering_asset_events"))
-        requests, window = steps.fetch_requests(run, announced=announced)
-        context["ti"].xcom_push(key="window", value=window)
+        ti = context["ti"]
+        # record_ledger runs even when this task fails: an empty run and window (a stored None reads
+        # as a missing XCom) tell it there is nothing to record.
+        ti.xcom_push(key="run", value={})
+        ti.xcom_push(key="window", value={})
+        store = VariableStore()
+        with setup_fails_the_task():  # a SetupError fails the run at once, without retries
+            run = fetch.load_settings(dict(context["params"]), store)
+            ti.xcom_push(key="run", value=run)
+            announced = events.requests_from_asset_events(context.get("triggering_asset_events"))
+            requests, window = fetch.fetch_requests(run, store, announced=announced)
+        ti.xcom_push(key="window", value=window)
         return requests
 
     # multiple_outputs=False on the tasks that return a dict: @task infers True from "-> dict" and
     # then pushes every key as an XCom of its own, an API round trip each (post_results: 17, all
     # at once for a burst); everything downstream reads the whole return value.
     @task(map_index_template="{{ request_label }}", multiple_outputs=False)
-    def resolve(request: dict, run: dict) -> dict:
+    def resolve(request: RequestDict, run: RunConfig) -> Resolved:
         """Looker links → SQL → product. Red = Looker failed: clear it once Looker is back."""
-        from credit_bot import steps
+        from credit_bot.store import VariableStore
+        from credit_bot.tasks import resolve as step
 
         context = _label_map_index(request)
-        return steps.resolve(request, run, context["run_id"])
+        return step.resolve(request, run, context["run_id"], VariableStore())
 
     # @task with one addition: the "CreditBot request" extra link to the request's entry in the UI.
     @request_task(trigger_rule="all_done", map_index_template="{{ request_label }}", multiple_outputs=False)
-    def post_results(request: dict, run: dict) -> dict:
+    def post_results(request: RequestDict, run: RunConfig, resolved: Sequence[Resolved]) -> RequestOutcome:
         """Replies, asks for a link or DMs the operators. Safe to clear: it never posts a reply twice."""
-        from credit_bot import steps
+        from credit_bot.store import VariableStore
+        from credit_bot.tasks import post
 
         context = _label_map_index(request)
         ti = context["ti"]
-        resolved = ti.xcom_pull(task_ids="resolve", map_indexes=ti.map_index)
+        own = post.own_resolved(resolved, ti.map_index, request["ts"])
         task = {"run_id": ti.run_id, "map_index": ti.map_index}
-        outcome = steps.post_results(request, run, resolved, ti.log_url, task)
+        outcome = post.post_results(request, run, own, ti.log_url, VariableStore(), task)
         # Rendered after the task ran: the UI names this task instance after the request and its outcome.
         context["request_label"] += f" → {outcome['status']}"  # type: ignore[typeddict-unknown-key]
         return outcome
 
     @task(trigger_rule="all_done", multiple_outputs=False, on_failure_callback=alerts.on_task_failure)
-    def record_ledger(outcomes: list) -> dict:
+    def record_ledger(
+        outcomes: Sequence[RequestOutcome | None],
+        requests: list[RequestDict] | None,
+        run: RunConfig | None,
+        window: Window | None,
+    ) -> Recorded:
         """Writes every outcome to the ledger Variable and the run's summary note."""
-        from credit_bot import steps
+        from credit_bot.store import VariableStore
+        from credit_bot.tasks import record
 
-        ti = get_current_context()["ti"]
-        run = ti.xcom_pull(task_ids="fetch_requests", key="run")
-        requests = ti.xcom_pull(task_ids="fetch_requests")
-        if run is None or requests is None:
+        if not run or requests is None or not window:
             from airflow.sdk.exceptions import AirflowSkipException
 
             # The run still ends failed (report_failures is upstream-failed by fetch_requests), and
             # fetch_requests stays the only failed task: the failure alert names it and links its log.
             # The ledger is unchanged, so the next run reads the same messages again.
             raise AirflowSkipException("nothing to record: fetch_requests failed, see its log")
-        window = ti.xcom_pull(task_ids="fetch_requests", key="window")
-        recorded = steps.record_ledger(run, requests, window, _materialize(outcomes))
-        steps.set_run_note(ti.dag_id, ti.run_id, recorded["summary"])
+        ti = get_current_context()["ti"]
+        recorded = record.record_ledger(run, requests, window, _materialize(outcomes), VariableStore())
+        record.set_run_note(ti.dag_id, ti.run_id, recorded["summary"])
         # The replies waiting for an approver, for request_approval (after the ledger says so).
-        ti.xcom_push(key="approvals", value=recorded.pop("approvals"))
+        ti.xcom_push(key="approvals", value=recorded.pop("approvals", []))
         return recorded
 
     # A failure here is no request's to tell: it alerts on its own.
     @task(on_failure_callback=alerts.on_task_failure)
-    def approvals(recorded: dict) -> list[dict]:
+    def approvals(runs: list[ApprovalRun] | None) -> list[ApprovalRun]:
         """The replies waiting for an approver (after the ledger says so): request_approval's kwargs."""
-        return get_current_context()["ti"].xcom_pull(task_ids="record_ledger", key="approvals") or []
+        return runs or []
 
     # Its alert names only what no request DM told; none when they told it all (the run stays red).
     @task(on_failure_callback=alerts.on_task_failure)
-    def report_failures(recorded: dict) -> None:
+    def report_failures(recorded: Recorded, requests: list[RequestDict]) -> None:
         """Red = a request's task failed, or an operator DM could not be sent (the ledger is written).
 
         Never a green run over a failure; an alert only for what the requests' DMs did not tell.
         """
-        from credit_bot import steps
+        from credit_bot.tasks import report
 
         ti = get_current_context()["ti"]
         # Every post_results return value, one request (map index) each, in one read; not an
         # argument: this task must run when a post_results failed.
         outcomes = ti.xcom_pull(task_ids=["post_results"])
-        steps.report_failures(ti.dag_id, ti.run_id, recorded, outcomes)
+        report.report_failures(ti.dag_id, ti.run_id, recorded, requests, outcomes)
 
     requests = fetch_requests()
     run = requests["run"]  # the settings with this run's params, pushed by fetch_requests
@@ -244,12 +275,14 @@ def credit_bot():
         # death, a blip), then later runs retry up to max_attempts.
         retries=min(TASK_RETRIES, 1),
     ).expand_kwargs(resolved.map(_notebook_task))
-    outcomes = post_results.partial(run=run).expand(request=requests)
+    outcomes = post_results.partial(run=run, resolved=resolved).expand(request=requests)
+    # post_results reads what run_notebook wrote through the executed notebooks, not through XCom
+    # (run_notebook is mapped over the resolve outputs that exist, not over the requests): the one
+    # edge that data flow cannot draw.
     notebooks >> outcomes
-    recorded = record_ledger(outcomes)
-    recorded << requests
+    recorded = record_ledger(outcomes, requests, run, requests["window"])
     # Also straight after fetch_requests: when it fails, this leaf is upstream-failed, the run fails.
-    report_failures(recorded) << requests
+    report_failures(recorded, requests)
     # One credit_bot_approval run per reply that waits for an approver ('approval' setting; none by
     # default: this maps to nothing). Runs of their own, so a pending approval holds no run here.
     TriggerDagRunOperator.partial(
@@ -257,7 +290,7 @@ def credit_bot():
         trigger_dag_id=APPROVAL_DAG_ID,
         skip_when_already_exists=True,  # a request redone after a lost ledger write is not asked twice
         on_failure_callback=alerts.on_task_failure,  # a failed hand-over is no request DM's to tell
-    ).expand_kwargs(approvals(recorded))
+    ).expand_kwargs(approvals(recorded["approvals"]))
 
 
 dag = credit_bot()

@@ -10,7 +10,14 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from harness.testing.object_storage import S3Server
 
 ROOT = Path(__file__).resolve().parents[1]
 _HOME = Path(tempfile.mkdtemp(prefix="credit-bot-airflow-"))
@@ -40,3 +47,12 @@ def pytest_sessionstart(session: object) -> None:
         capture_output=True,
         env=os.environ,
     )
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """moto's S3 server, one per session (papermill's S3 handler keeps its boto3 session per process)."""
+    from harness.testing.object_storage import s3_server
+
+    with s3_server() as server:
+        yield server

@@ -12,6 +12,7 @@ import pytest
 
 from credit_bot import approval, ledger
 from credit_bot.settings import Settings
+from credit_bot.store import MemoryStore, post_marker
 
 CHANNEL = "C0CREDITTEST"
 NOW = datetime.now(UTC).timestamp()
@@ -35,7 +36,8 @@ def _handed_over() -> dict[str, Any]:
         "amount_parts": "sms",
     }
     outcome = {"ts": TS, "dry_run": False, "attempts": 2, "links": ["L"]}
-    return approval.hand_over(REQUEST, SETTINGS, decision, outcome, "https://slack/p")
+    # What post_results makes of the answer action's return value: the request's outcome, updated.
+    return {**outcome, **approval.hand_over(REQUEST, SETTINGS, decision, "https://slack/p")}
 
 
 def test_hand_over_posts_nothing_and_names_the_approval_run() -> None:
@@ -84,28 +86,28 @@ def test_a_decision_becomes_the_ledger_outcome(
     assert (found["last_error"] or None) == error or error in found["last_error"]
     # record_ledger drops the decision Variable and the request's posting markers once written.
     assert approval.decision_variable(CHANNEL, TS) in found["markers"]
-    assert ledger.post_marker(CHANNEL, TS, "credit_bot_reply") in found["markers"]
+    assert post_marker(CHANNEL, TS, "credit_bot_reply") in found["markers"]
 
 
-def test_decided_outcomes_reads_only_the_waiting_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.sdk import Variable
-
+def test_decided_outcomes_reads_only_the_waiting_requests() -> None:
     asked: list[str] = []
-    decided = {approval.decision_variable(CHANNEL, TS): json.dumps({"state": "rejected", "by": "U0X"})}
 
-    def get(key: str, default: Any = None) -> Any:
-        asked.append(key)
-        return decided.get(key, default)
+    class Watched(MemoryStore):
+        def get(self, key: str) -> str | None:
+            asked.append(key)
+            return super().get(key)
 
-    monkeypatch.setattr(Variable, "get", staticmethod(get))
+    store = Watched({approval.decision_variable(CHANNEL, TS): json.dumps({"state": "rejected", "by": "U0X"})})
     book = ledger.empty()
     waiting = {**_handed_over(), "ts": LATER_TS}
     ledger.record(book, channel=CHANNEL, dry_run=False, outcomes=[waiting], newest_ts=None)
-    found = approval.decided_outcomes(book, SETTINGS, [_handed_over(), {"ts": "5.0", "outcome": "answered"}])
+    found = approval.decided_outcomes(
+        book, SETTINGS, [_handed_over(), {"ts": "5.0", "outcome": "answered"}], store
+    )
     assert [o["outcome"] for o in found] == [ledger.REJECTED]
     assert sorted(asked) == sorted(approval.decision_variable(CHANNEL, t) for t in (TS, LATER_TS))
     assert (
-        approval.decided_outcomes(book, Settings(channel=CHANNEL, looker_hosts=("h",)), []) == []
+        approval.decided_outcomes(book, Settings(channel=CHANNEL, looker_hosts=("h",)), [], store) == []
     )  # dry run
 
 

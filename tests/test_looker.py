@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from credit_bot.errors import RejectedRequest
 from credit_bot.links import parse_looker_url
 from credit_bot.looker import (
     LookerAuthError,
@@ -254,7 +255,7 @@ def test_links_that_do_not_yield_a_query_say_why(
 ) -> None:
     with pytest.raises(expected, match=message) as caught:
         LookerHook().resolve(parse_looker_url(url))
-    assert not caught.value.transient
+    assert isinstance(caught.value, RejectedRequest)  # escalated once, never retried
 
 
 def test_a_sql_runner_link_gives_its_sql_as_saved(sandbox: Sandbox) -> None:

@@ -513,7 +513,7 @@ def test_require_runnable_stops_on_certain_blockers_only(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from credit_bot.settings import SettingsError
-    from credit_bot.steps import _require_runnable
+    from credit_bot.tasks.fetch import require_runnable as _require_runnable
 
     guessed = _notebook(
         tmp_path / "guessed.ipynb",

@@ -1,4 +1,4 @@
-"""Tests for credit_bot.notebook_errors: a failed cell's error, in words, transient or not."""
+"""Tests for credit_bot.notebooks.failures: a failed cell's error, in words, transient or not."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import requests
 import trino.exceptions
 
-from credit_bot.notebook_errors import explain, query_name
+from credit_bot.notebooks.failures import explain, query_name
 
 # The team's cell 17 (cost query), as far as naming its query goes.
 COST_CELL = (

@@ -102,7 +102,7 @@ def test_a_missing_output_dir_removes_nothing(tmp_path: Path) -> None:
 
 def test_record_ledger_applies_the_setting(tmp_path: Path) -> None:
     from credit_bot.settings import Settings
-    from credit_bot.steps import remove_old_notebooks
+    from credit_bot.tasks.record import remove_old_notebooks
 
     old = Path(output_path(str(tmp_path), RUN, "C0CREDITTEST", "1790000000.000100", 0))
     old.parent.mkdir(parents=True)

@@ -1,14 +1,12 @@
-"""Tests for the pure parts of credit_bot.notebooks: the read-out cell, reading results, validation.
+"""Tests for credit_bot.notebooks: the instrumented copy, reading results, validation.
 
-The ``integration`` tests execute small notebooks for real with papermill (one kernel each).
+The ``integration`` tests execute small notebooks for real with papermill and CreditBot's engine
+(one kernel each). The read-out code as Python: test_notebook_readout; the engine: test_notebook_engine.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -19,23 +17,24 @@ import pandas as pd
 import papermill
 import pytest
 
+from credit_bot.errors import RejectedRequest, TransientError
 from credit_bot.money import InvalidAmount, format_usd
 from credit_bot.notebooks import (
-    ENCODER_SOURCE,
-    KERNEL_SHUTDOWN_WAIT_S,
-    PLUGINS_DIR,
     READOUT_TAG,
     RESULT_MIME,
+    CreditAmountMissing,
+    NotebookDidNotFinish,
     NotebookResult,
     NotebookResultError,
     ParametersCellMissing,
     first_error,
     instrumented_copy,
-    kernel_launch_defaults,
     output_path,
     read_result,
     validate_credit,
 )
+from credit_bot.notebooks.engine import register_engine
+from credit_bot.notebooks.readout import encode
 
 
 def _write(path: Path, *sources: str) -> Path:
@@ -57,6 +56,7 @@ def _run(tmp_path: Path, *sources: str) -> str:
         kernel_name="python3",
         progress_bar=False,
         log_output=False,
+        engine_name=register_engine(),
     )
     return str(output)
 
@@ -102,8 +102,9 @@ def test_executed_notebook_result(
 @pytest.mark.integration
 def test_executed_notebook_without_credit_amount(tmp_path: Path) -> None:
     output = _run(tmp_path, "fraud_spend = 10")
-    with pytest.raises(NotebookResultError, match="did not set credit_amount"):
+    with pytest.raises(CreditAmountMissing, match="did not set credit_amount") as raised:
         read_result(output)
+    assert isinstance(raised.value, RejectedRequest)  # the same notebook leaves it unset again
 
 
 @pytest.mark.integration
@@ -125,8 +126,11 @@ def test_executed_notebook_that_raises(tmp_path: Path) -> None:
     with pytest.raises(papermill.PapermillExecutionError):
         _run(tmp_path, "credit_amount = 1", 'raise KeyError("fake_missing_column")')
     output = str(tmp_path / "out" / "credit.out.ipynb")
-    with pytest.raises(NotebookResultError, match=r"failed in cell 2: KeyError: 'fake_missing_column'$"):
+    with pytest.raises(
+        NotebookDidNotFinish, match=r"failed in cell 2: KeyError: 'fake_missing_column'$"
+    ) as raised:
         read_result(output)
+    assert isinstance(raised.value, TransientError)
 
 
 # ── read_result on hand-made outputs ───────────────────────────────────────────────────────────
@@ -193,37 +197,46 @@ def test_read_result_invalid_fraud_spend_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("result", "error", "match"),
+    ("result", "error", "match", "kind"),
     [
-        pytest.param(None, False, "did not reach", id="no-readout"),
-        pytest.param({"has_credit_amount": False}, False, "did not set credit_amount", id="missing"),
+        pytest.param(None, False, "did not reach", NotebookDidNotFinish, id="no-readout"),
+        pytest.param(
+            {"has_credit_amount": False},
+            False,
+            "did not set credit_amount",
+            CreditAmountMissing,
+            id="missing",
+        ),
         pytest.param(
             {"has_credit_amount": True, "credit_amount": {"type": "int", "value": "1"}},
             True,
             "failed in cell 1: ZeroDivisionError: boom",
+            NotebookDidNotFinish,
             id="error-wins-over-result",
         ),
     ],
 )
 def test_read_result_errors(
-    tmp_path: Path, result: dict[str, object] | None, error: bool, match: str
+    tmp_path: Path,
+    result: dict[str, object] | None,
+    error: bool,
+    match: str,
+    kind: type[NotebookResultError],
 ) -> None:
     path = _executed(tmp_path / "out.ipynb", result, error=error)
-    with pytest.raises(NotebookResultError, match=match):
+    with pytest.raises(NotebookResultError, match=match) as raised:
         read_result(path)
+    assert type(raised.value) is kind
 
 
 def test_read_result_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(NotebookResultError, match="does not exist"):
+    with pytest.raises(NotebookDidNotFinish, match="does not exist"):
         read_result(str(tmp_path / "never-ran.ipynb"))
 
 
-# ── the read-out cell's encoder, run here on real numpy and pandas values ───────────────────────
+# ── the read-out cell's encoder (the kernel's code, as Python) on real numpy and pandas values ──
 def _encode(value: object) -> dict[str, object]:
-    """The read-out cell's encoder, exactly as the kernel runs it (its source text, executed here)."""
-    scope: dict[str, object] = {}
-    exec(ENCODER_SOURCE, scope)  # noqa: S102 - our own source, the text the kernel runs
-    return scope["_credit_bot_encode"](value)  # type: ignore[operator]
+    return encode(value)
 
 
 def _read(value: object, tmp_path: Path) -> Decimal:
@@ -372,6 +385,7 @@ def test_team_shaped_notebook_runs_with_the_sql(tmp_path: Path) -> None:
         parameters={"looker": "SELECT 1 -- Authy CREDITS=1234.5678,179.7312,0.1"},
         kernel_name="python3",
         progress_bar=False,
+        engine_name=register_engine(),
     )
     assert read_result(str(output)).credit == Decimal("1414.399")  # a numpy.float64, unrounded
     outputs = [o for c in nbformat.read(output, as_version=4).cells for o in c.get("outputs", [])]
@@ -441,97 +455,6 @@ def test_output_path(output_dir: str, run_id: str, expected: str) -> None:
     path = output_path(output_dir, run_id, "C0123ABCD", "1764000000.000100", 0)
     assert path == expected
     assert path.count("/") == expected.count("/")  # the run id never adds a directory level
-
-
-def test_kernel_launch_defaults_apply_to_kernels_started_inside_only() -> None:
-    from jupyter_client.manager import AsyncKernelManager, KernelManager
-
-    default = KernelManager().shutdown_wait_time
-    with kernel_launch_defaults():
-        # papermill's kernels are AsyncKernelManagers, created after the block is entered
-        assert AsyncKernelManager().shutdown_wait_time == KERNEL_SHUTDOWN_WAIT_S
-        assert AsyncKernelManager().transport == "ipc"
-    assert default > KERNEL_SHUTDOWN_WAIT_S
-    assert AsyncKernelManager().shutdown_wait_time == default
-    assert AsyncKernelManager().transport == "tcp"
-    with pytest.raises(RuntimeError), kernel_launch_defaults(0.3):
-        raise RuntimeError("a failed notebook")
-    assert KernelManager().shutdown_wait_time == default
-
-
-def test_each_notebook_task_has_its_own_kernel_sockets() -> None:
-    """Two notebooks at once (two worker slots) must never share IPC sockets: they did, as
-    ./kernel-ipc-1…5 for every kernel, and kernels took each other's messages (the soak found it)."""
-    import jupyter_client
-    from nbclient import NotebookClient
-
-    def kernel_ip() -> Path:
-        # The kernel manager papermill's engine (nbclient) makes, as it makes it.
-        return Path(NotebookClient(nbformat.v4.new_notebook()).create_kernel_manager().ip)
-
-    with kernel_launch_defaults():
-        first, second = kernel_ip(), kernel_ip()
-        assert first.is_absolute()
-        assert first != second
-        assert first.parent != Path.cwd()
-        assert oct(first.parent.stat().st_mode & 0o777) == "0o700"
-    assert not first.parent.exists()  # removed with the block
-    assert jupyter_client.AsyncKernelManager().transport == "tcp"
-    assert kernel_ip() == Path("127.0.0.1")
-
-
-@pytest.mark.integration
-def test_kernels_run_over_ipc_without_the_plain_text_warning(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    """The kernel's stderr is the task log's: over TCP ipykernel warns there at every start."""
-    _run(tmp_path / "tcp", "credit_amount = 1")
-    assert "without encryption" in capfd.readouterr().err  # what the test would catch
-    with kernel_launch_defaults():
-        _run(tmp_path / "ipc", "credit_amount = 1")
-    assert "without encryption" not in capfd.readouterr().err
-
-
-_CONCURRENT = """
-import sys
-from pathlib import Path
-import papermill
-from credit_bot.notebooks import instrumented_copy, kernel_launch_defaults, read_result
-work = Path(sys.argv[1])
-with kernel_launch_defaults():
-    for i in range(2):
-        out = work / f"out-{i}.ipynb"
-        papermill.execute_notebook(
-            str(instrumented_copy(sys.argv[2], work / ".instrumented")), str(out),
-            parameters={"delay": 0.5}, kernel_name="python3", progress_bar=False,
-        )
-        print("CREDIT", read_result(str(out)).credit)
-"""
-
-
-@pytest.mark.integration
-def test_kernels_of_two_tasks_started_at_once_never_share_sockets(tmp_path: Path) -> None:
-    """Three task processes on one host, one working directory, kernels starting together (a burst)."""
-    source = _write(
-        tmp_path / "credit.ipynb", "delay = 0", "import time\ntime.sleep(delay)\ncredit_amount = 7.5"
-    )
-    nb = nbformat.read(source, as_version=4)
-    nb.cells[0].metadata["tags"] = ["parameters"]
-    nbformat.write(nb, source)
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")])}
-    procs = []
-    for n in range(3):
-        (work := tmp_path / f"task-{n}").mkdir()
-        argv = [sys.executable, "-c", _CONCURRENT, str(work), str(source)]
-        procs.append(subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    outcomes = [(p.communicate(timeout=240), p.returncode) for p in procs]  # reads both pipes
-    for (out, err), code in outcomes:
-        assert code == 0, err.decode()[-2000:]
-        assert [line for line in out.decode().splitlines() if line.startswith("CREDIT")] == ["CREDIT 7.5"] * 2
-        assert b"Invalid Signature" not in err
-    assert list(cwd.iterdir()) == []  # no socket files left in the working directory
 
 
 # ── the team's concatenated credit_amount ──────────────────────────────────────────────────────

@@ -1130,7 +1130,7 @@ def test_query_errors_through_prestodb(
 def test_resources_fault_by_sql_reaches_prestodb(presto: WarehouseServer, tls: Tls) -> None:
     import prestodb
 
-    from credit_bot.notebook_errors import explain
+    from credit_bot.notebooks.failures import explain
 
     presto.inject(WarehouseFault("resources", sql_contains="accsec_verify_comms"))
     conn = _team_connection(presto, tls)

@@ -12,19 +12,13 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from credit_bot.errors import AirflowApiError as AirflowApiError  # raised here; callers name it here
+
 if TYPE_CHECKING:
     import requests
     from airflow.sdk import Connection
 
 AIRFLOW_API_CONN_ID = "credit_bot_airflow_api"
-
-
-class AirflowApiError(RuntimeError):
-    """The REST API answered with an error status (``status``), or could not be reached (``status`` 0)."""
-
-    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
-        super().__init__(f"{method} {path} -> {status or 'unreachable'}: {detail[:300]}")
-        self.status = status
 
 
 class AirflowApi:
@@ -87,4 +81,7 @@ class AirflowApi:
         raise AirflowApiError("GET", "/assets", 404, f"no asset named {name!r}")
 
     def add_asset_event(self, asset_id: int, extra: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/assets/events", json={"asset_id": asset_id, "extra": extra})
+        event: dict[str, Any] = self.request(
+            "POST", "/assets/events", json={"asset_id": asset_id, "extra": extra}
+        )
+        return event

@@ -40,7 +40,6 @@ when a callback runs.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -49,8 +48,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from credit_bot.errors import AlreadyTold as AlreadyTold  # report_failures raises it; named here too
+from credit_bot.errors import CreditBotError
 from credit_bot.replies import defang
-from credit_bot.settings import SETTINGS_VARIABLE, SLACK_CONN_ID
+from credit_bot.settings import SETTINGS_VARIABLE, SLACK_CONN_ID, Settings
+from credit_bot.store import Store, VariableStore
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ NEXT_STEP = (
     "the next scheduled run tries again; the ledger is unchanged by this run, so its requests "
     "are picked up again (a reply already posted is found in its thread, not repeated)"
 )
-# The leaf that fails a run whose ledger *was* written (credit_bot.steps.report_failures).
+# The leaf that fails a run whose ledger *was* written (credit_bot.tasks.report.report_failures).
 REPORT_TASK = "report_failures"
 REPORT_ERROR = "a request's task failed, or an operator DM about a request could not be sent"
 REPORT_NEXT_STEP = (
@@ -67,7 +69,6 @@ REPORT_NEXT_STEP = (
     "max_attempts), then escalated; the report_failures log names each request task and message"
 )
 
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 # Token-shaped text that must not leave the process even when no masker knows it.
 _SECRET_PATTERNS = (
     re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+"),  # Slack bot/user tokens
@@ -76,14 +77,6 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)\b(bearer)(\s+)[^\s,;&'\"]+"),
     re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in URLs
 )
-
-
-class AlreadyTold(Exception):
-    """A run fails only for problems the requests' own DMs told the operators: no alert.
-
-    ``report_failures`` raises Airflow's ``AirflowFailException`` (red, no retries) *from* this, so
-    the run stays red while ``on_task_failure`` knows by the type, not the text, to stay silent.
-    """
 
 
 @dataclass(frozen=True)
@@ -192,53 +185,36 @@ def _send(recipient: str, text: str, context: Mapping[str, Any]) -> None:
     notifier.notify(dict(context))
 
 
-def audience_for(context: Mapping[str, Any]) -> Audience:
+def audience_for(context: Mapping[str, Any], store: Store | None = None) -> Audience:
     """Operators and mode from the settings Variable; the env fallback when it cannot be read."""
     params = context.get("params") or {}
     param_dry_run = params.get("dry_run") if isinstance(params.get("dry_run"), bool) else None
-    settings = _read_settings()
+    settings = _read_settings(store or VariableStore())
     fallback = os.environ.get(ALERT_CHANNEL_ENV, "").strip()
     source = f"${ALERT_CHANNEL_ENV}"
     if settings is not None:
-        channel = settings.get("alert_channel")
-        if isinstance(channel, str) and channel.strip():
-            fallback, source = channel.strip(), f"'alert_channel' in {SETTINGS_VARIABLE!r}"
-        operators = _operators(settings.get("operators"))
-        dry_run = param_dry_run if param_dry_run is not None else settings.get("dry_run") is not False
-        if operators:
-            return Audience(operators, dry_run, f"operators in {SETTINGS_VARIABLE!r}", fallback)
+        if settings.alert_channel:
+            fallback, source = settings.alert_channel, f"'alert_channel' in {SETTINGS_VARIABLE!r}"
+        dry_run = param_dry_run if param_dry_run is not None else settings.dry_run
+        if settings.operators:
+            return Audience(settings.operators, dry_run, f"operators in {SETTINGS_VARIABLE!r}", fallback)
     else:
         # Mode unknown; naming a fallback channel is the deployment's explicit opt-in to be told.
         dry_run = bool(param_dry_run)
     return Audience((fallback,) if fallback else (), dry_run, source, fallback)
 
 
-def _read_settings() -> dict[str, Any] | None:
-    """The settings Variable as a dict, or ``None`` if it is missing or unreadable.
-
-    Read leniently: a settings error elsewhere (the likely cause of the failure) must not keep
-    the alert from reaching the operators listed in it.
-    """
-    from airflow.sdk import Variable
-
+def _read_settings(store: Store) -> Settings | None:
+    """The settings as far as they can be read (:meth:`Settings.lenient`), or ``None``."""
     try:
-        text = Variable.get(SETTINGS_VARIABLE, default=None)
+        text = store.settings_text()
     except Exception as exc:  # secrets backend down, API unreachable: the alert must still go out
         log.warning("cannot read %r for the failure alert: %s", SETTINGS_VARIABLE, one_line(exc))
         return None
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except (TypeError, json.JSONDecodeError):
-        log.warning("%r is not valid JSON: no operators to alert", SETTINGS_VARIABLE)
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _operators(raw: Any) -> tuple[str, ...]:
-    values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
-    return tuple(v.strip() for v in values if isinstance(v, str) and _USER_ID.match(v.strip()))
+    settings = Settings.lenient(text)
+    if settings is None and text:
+        log.warning("%r is not a JSON object: no operators to alert", SETTINGS_VARIABLE)
+    return settings
 
 
 def failure_text(context: Mapping[str, Any]) -> str:
@@ -276,11 +252,15 @@ def failure_text(context: Mapping[str, Any]) -> str:
 def cause(exception: BaseException) -> str:
     """The failure in one line: the error CreditBot raised, not Airflow's wrapper around it.
 
-    An ``AirflowFailException`` (raised to skip the task's retries) tells nothing by its name: its
-    cause when it was raised ``from`` one (``SettingsError: product 'verify': …``), else its message.
+    A CreditBot error a task re-raised as Airflow's ``AirflowFailException`` (a setup error fails at
+    once, without retries) is named by its own class (``SettingsError: product 'verify': …``). Any
+    other ``AirflowFailException`` tells nothing by its name: its cause when it was raised ``from``
+    one, else its message.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
+    if isinstance(exception.__cause__, CreditBotError):
+        return one_line(exception.__cause__)
     if isinstance(exception, AirflowFailException):
         if exception.__cause__ is not None:
             return one_line(exception.__cause__)
@@ -318,7 +298,7 @@ def _log_url(ti: Any, dag_id: str, run_id: str) -> str:
     """The failed task's log, or the run's page when the context names no task instance."""
     url = getattr(ti, "log_url", None)
     if url:
-        return url
+        return str(url)
     from airflow.sdk.configuration import conf
 
     base_url = conf.get("api", "base_url", fallback="http://localhost:8080/")

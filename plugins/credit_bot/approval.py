@@ -19,7 +19,8 @@ else waits for the decision. That run:
   approvers' DMs are updated in place (``chat.update``: who decided, when; buttons removed).
 
 The ledger keeps one writer: the next ``credit_bot`` run's ``record_ledger`` merges the decision
-(:func:`decided_outcomes`) and drops the Variable, like the posting markers.
+(:func:`decided_outcomes`) and drops the Variable, like the posting markers. Variables are read and
+written through :mod:`credit_bot.store` only.
 """
 
 from __future__ import annotations
@@ -29,13 +30,26 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
 
-from credit_bot import ledger, replies
+from credit_bot import replies
+from credit_bot.errors import SetupError
+from credit_bot.model import (
+    ApprovalConf,
+    ApprovalDecision,
+    ApprovalRun,
+    ApprovalState,
+    Decision,
+    Ledger,
+    Outcome,
+    RequestDict,
+    RequestOutcome,
+)
 from credit_bot.money import format_usd
+from credit_bot.store import Store, VariableStore, decision_key, post_marker
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -54,7 +68,12 @@ ACTION_REJECT = "credit_bot_reject"
 APPROVAL_EVENT_TYPE = "credit_bot_approval"
 
 # The ledger entry's "approval" state.
-WAITING, APPROVED, REJECTED, TIMED_OUT = "waiting", "approved", "rejected", "timed_out"
+WAITING, APPROVED, REJECTED, TIMED_OUT = (
+    ApprovalState.WAITING,
+    ApprovalState.APPROVED,
+    ApprovalState.REJECTED,
+    ApprovalState.TIMED_OUT,
+)
 _DONE_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
@@ -62,9 +81,10 @@ _DONE_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "re
 def decision_variable(channel: str, ts: str) -> str:
     """The Variable a ``credit_bot_approval`` run writes its decision to; record_ledger drops it.
 
-    Holds JSON ``{"state", "by", "via", "at", "reason", "reply_ts", "amount"}``.
+    Holds JSON ``{"state", "by", "via", "at", "reason", "reply_ts", "amount"}``
+    (:class:`~credit_bot.model.ApprovalDecision`; :meth:`Store.approval_decision` reads it).
     """
-    return f"credit_bot_approval__{channel}__{ts}"
+    return decision_key(channel, ts)
 
 
 def approval_run_id(channel: str, ts: str, attempt: int) -> str:
@@ -87,20 +107,17 @@ def required_actions_url(base_url: str | None, run_id: str) -> str | None:
 
 # ── post_results: hand the reply over instead of posting it ────────────────────────────────────
 def hand_over(
-    request: dict[str, Any],
-    settings: Settings,
-    decision: dict[str, Any],
-    outcome: dict[str, Any],
-    permalink: str | None,
-) -> dict[str, Any]:
+    request: RequestDict, settings: Settings, decision: Decision, permalink: str | None
+) -> RequestOutcome:
     """The ``awaiting_approval`` outcome of a request whose reply needs an approver; posts nothing.
 
+    What ``post_results``' answer action returns instead of replying (``tasks.post.answer``).
     ``approval_run`` is what the main DAG's ``request_approval`` task triggers (record_ledger keeps
     it out of the ledger).
     """
     amount: Decimal = decision["amount"]
     run_id = approval_run_id(request["channel"], request["ts"], request["attempt"])
-    conf = {
+    conf: ApprovalConf = {
         "channel": request["channel"],
         "ts": request["ts"],
         "attempt": request["attempt"],
@@ -117,9 +134,8 @@ def hand_over(
         "timeout_hours": settings.approval_timeout_hours,
     }
     log.info("needs approval ('approval' is %r): asking %s", settings.approval, ", ".join(conf["approvers"]))
-    result = {
-        **outcome,
-        "outcome": ledger.AWAITING_APPROVAL,
+    result: RequestOutcome = {
+        "outcome": Outcome.AWAITING_APPROVAL,
         "amount": str(amount),
         "last_error": None,
         "approval": {"state": WAITING, "run_id": run_id, "asked": _now()},
@@ -131,63 +147,67 @@ def hand_over(
     return result
 
 
-def to_trigger(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def to_trigger(outcomes: list[RequestOutcome]) -> list[ApprovalRun]:
     """``TriggerDagRunOperator`` kwargs, one per request this run handed over (usually none)."""
-    return [o["approval_run"] for o in outcomes if o and o.get("approval_run")]
+    return [o["approval_run"] for o in outcomes if o and "approval_run" in o]
 
 
 # ── record_ledger: the decisions the approval runs wrote ───────────────────────────────────────
 def decided_outcomes(
-    book: dict[str, Any], settings: Settings, outcomes: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    book: Ledger, settings: Settings, outcomes: list[RequestOutcome], store: Store
+) -> list[RequestOutcome]:
     """Ledger outcomes for the waiting requests whose approval run has decided (live mode only).
 
     Waiting = ``awaiting_approval`` in the ledger, or in this run's ``outcomes``. Each outcome's
     ``markers`` name the Variables record_ledger drops once it is written: the decision and the
     request's posting markers.
     """
-    from airflow.sdk import Variable
-
     if settings.dry_run:
         return []
-    requests = book.get("channels", {}).get(settings.channel, {}).get("live", {}).get("requests", {})
-    waiting = {ts for ts, e in requests.items() if e.get("outcome") == ledger.AWAITING_APPROVAL}
-    waiting |= {o["ts"] for o in outcomes if o and o.get("outcome") == ledger.AWAITING_APPROVAL}
+    state = book.get("channels", {}).get(settings.channel, {}).get("live")
+    requests = state["requests"] if state else {}
+    waiting = {ts for ts, e in requests.items() if e.get("outcome") == Outcome.AWAITING_APPROVAL}
+    waiting |= {o["ts"] for o in outcomes if o and o.get("outcome") == Outcome.AWAITING_APPROVAL}
     found = []
     for ts in sorted(waiting, key=float):
-        raw = Variable.get(decision_variable(settings.channel, ts), default=None)
-        if raw:
-            found.append(outcome_of(settings.channel, ts, json.loads(raw)))
+        decided = store.approval_decision(settings.channel, ts)
+        if decided:
+            found.append(outcome_of(settings.channel, ts, decided))
     return found
 
 
-def outcome_of(channel: str, ts: str, decided: dict[str, Any]) -> dict[str, Any]:
+def outcome_of(channel: str, ts: str, decided: ApprovalDecision) -> RequestOutcome:
     """The ledger outcome a decision stands for: answered, rejected, or escalated (timed out)."""
     approval = {
         k: decided.get(k) for k in ("state", "by", "via", "at", "reason") if decided.get(k) is not None
     }
     kinds = (replies.REPLY_EVENT_TYPE, replies.LINK_REQUEST_EVENT_TYPE, replies.ESCALATION_EVENT_TYPE)
-    markers = [decision_variable(channel, ts), *(ledger.post_marker(channel, ts, k) for k in kinds)]
-    outcome: dict[str, Any] = {"ts": ts, "dry_run": False, "approval": approval, "markers": markers}
+    markers = [decision_variable(channel, ts), *(post_marker(channel, ts, k) for k in kinds)]
+    outcome: RequestOutcome = {
+        "ts": ts,
+        "dry_run": False,
+        "approval": cast(Any, approval),
+        "markers": markers,
+    }
     state = decided.get("state")
     if state == APPROVED:
         return {
             **outcome,
-            "outcome": ledger.ANSWERED,
+            "outcome": Outcome.ANSWERED,
             "amount": decided.get("amount"),
             "reply_ts": decided.get("reply_ts"),
             "last_error": None,
         }
     if state == REJECTED:
-        return {**outcome, "outcome": ledger.REJECTED, "last_error": None}
+        return {**outcome, "outcome": Outcome.REJECTED, "last_error": None}
     error = decided.get("error") or "no approver decided in time; nothing was posted"
-    return {**outcome, "outcome": ledger.ESCALATED, "last_error": error}
+    return {**outcome, "outcome": Outcome.ESCALATED, "last_error": error}
 
 
-def note(outcomes: list[dict[str, Any]]) -> str:
+def note(outcomes: list[RequestOutcome]) -> str:
     """What the run note adds about approvals: ``; approvals: 1 waiting, 1 approved by U0…``."""
     parts = []
-    waiting = sum(1 for o in outcomes if o.get("outcome") == ledger.AWAITING_APPROVAL)
+    waiting = sum(1 for o in outcomes if o.get("outcome") == Outcome.AWAITING_APPROVAL)
     if waiting:
         parts.append(f"{waiting} waiting")
     for o in outcomes:
@@ -256,7 +276,7 @@ def approval_blocks(text: str, value: str) -> list[dict[str, Any]]:
     ]
 
 
-def decided_line(decided: dict[str, Any]) -> str:
+def decided_line(decided: ApprovalDecision) -> str:
     """``Approved by <@U…> at 2026-05-01 10:02 UTC`` (what replaces the buttons)."""
     state = decided["state"]
     at = decided.get("at") or _now()
@@ -271,7 +291,7 @@ def decided_line(decided: dict[str, Any]) -> str:
     return f":hourglass: Nobody decided in time ({when}): nothing was posted, the operators were told"
 
 
-def decided_blocks(text: str, decided: dict[str, Any]) -> list[dict[str, Any]]:
+def decided_blocks(text: str, decided: ApprovalDecision) -> list[dict[str, Any]]:
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": decided_line(decided)}]},
@@ -279,13 +299,11 @@ def decided_blocks(text: str, decided: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ── the credit_bot_approval tasks ───────────────────────────────────────────────────────────────
-def current_settings() -> Settings:
+def current_settings(store: Store | None = None) -> Settings:
     """The settings Variable as it is now, live: an approval only ever exists for a live reply."""
-    from airflow.sdk import Variable
+    from credit_bot.settings import Settings
 
-    from credit_bot.settings import SETTINGS_VARIABLE, Settings
-
-    return replace(Settings.from_json(Variable.get(SETTINGS_VARIABLE, default=None)), dry_run=False)
+    return replace(Settings.from_json((store or VariableStore()).settings_text()), dry_run=False)
 
 
 class _Slack:
@@ -296,7 +314,7 @@ class _Slack:
 
         self.reader: WebClient = slack.slack_hook().client
         self.poster: WebClient = slack.slack_hook(for_posting=True).client
-        self.bot_user_id: str = self.reader.auth_test()["user_id"]
+        self.bot_user_id: str = str(self.reader.auth_test()["user_id"])
 
 
 def ask(params: dict[str, Any], dag_id: str, run_id: str) -> list[dict[str, str]]:
@@ -313,34 +331,38 @@ def ask(params: dict[str, Any], dag_id: str, run_id: str) -> list[dict[str, str]
     side = _Slack()
     text = approval_text(params, configured_base_url(), run_id)
     blocks = approval_blocks(text, button_value(dag_id, run_id))
-    sent, failed = [], []
+    sent: list[dict[str, str]] = []
+    failed: list[str] = []
     for user in params.get("approvers") or []:
         try:
             channel = side.reader.conversations_open(users=user)["channel"]["id"]
             payload = {"run_id": run_id, "kind": "ask"}
             earlier = _own(side, channel, payload, since_ts=params["ts"])
             if earlier is None:
-                ts = side.poster.chat_postMessage(
-                    channel=channel,
-                    text=text,
-                    blocks=blocks,
-                    unfurl_links=False,
-                    unfurl_media=False,
-                    metadata={"event_type": APPROVAL_EVENT_TYPE, "event_payload": payload},
-                )["ts"]
+                ts = str(
+                    side.poster.chat_postMessage(
+                        channel=channel,
+                        text=text,
+                        blocks=blocks,
+                        unfurl_links=False,
+                        unfurl_media=False,
+                        metadata={"event_type": APPROVAL_EVENT_TYPE, "event_payload": payload},
+                    )["ts"]
+                )
             else:
-                ts = earlier["ts"]
+                ts = str(earlier["ts"])
         except SlackApiError as exc:
-            error = str(exc.response.get("error"))
-            if error not in slack.UNREACHABLE:
+            refused = slack.refusal(exc)
+            if refused is None or not refused.recipient:  # only an approver Slack cannot reach is skipped
                 raise
+            error = slack.error_code(exc)
             log.error("cannot DM approver %s: Slack answered %r", user, error)
             failed.append(f"{user} ({error})")
             continue
         sent.append({"user": user, "channel": channel, "ts": ts})
     log.info("approval asked of %s", ", ".join(d["user"] for d in sent) or "nobody")
     if not sent:
-        raise RuntimeError(
+        raise SetupError(
             f"no approver could be DMed ({', '.join(failed) or 'none configured'}); decide in Airflow's "
             f"Required actions, and fix the 'approvers' setting"
         )
@@ -402,7 +424,7 @@ def remind(
     return True
 
 
-def decision_of(result: dict[str, Any] | None) -> dict[str, Any]:
+def decision_of(result: dict[str, Any] | None) -> ApprovalDecision:
     """``{"state", "by", "via", "at", "reason"}`` from ``decide``'s return value (None: no decision)."""
     if not result or result.get("timedout") or not result.get("chosen_options"):
         return {"state": TIMED_OUT, "at": _now()}
@@ -412,7 +434,7 @@ def decision_of(result: dict[str, Any] | None) -> dict[str, Any]:
     at = responded_at.isoformat() if isinstance(responded_at, datetime) else str(responded_at or _now())
     slack_user = (inputs.get("slack_user") or "").strip()
     airflow_user = result.get("responded_by_user") or {}
-    decided = {
+    decided: ApprovalDecision = {
         "state": APPROVED if chosen == APPROVE else REJECTED,
         "by": slack_user or airflow_user.get("name") or airflow_user.get("id") or "?",
         "via": "slack" if slack_user else "airflow",
@@ -424,26 +446,32 @@ def decision_of(result: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def post(
-    params: dict[str, Any], result: dict[str, Any] | None, dms: list[dict[str, str]] | None
-) -> dict[str, Any]:
+    params: dict[str, Any],
+    result: dict[str, Any] | None,
+    dms: list[dict[str, str]] | None,
+    store: Store | None = None,
+) -> ApprovalDecision:
     """Carry out the decision; write it for the ledger; update the approvers' DMs. Returns the decision.
 
     Safe to retry: the reply goes through ``SlackSide.reply`` (posting marker, then the thread), and
     the timeout DM through ``tell_operators`` (the DM's metadata), so neither is ever sent twice.
     """
-    from airflow.sdk import Variable
+    from credit_bot.model import RequestReason
+    from credit_bot.tasks.slack_side import SlackSide
 
-    from credit_bot.posting import SlackSide
-
+    store = store or VariableStore()
     decided = decision_of(result)
-    settings = current_settings()
-    request = {
+    settings = current_settings(store)
+    request: RequestDict = {
         "channel": params["channel"],
         "ts": params["ts"],
         "user": params.get("requester") or "",
+        "text": "",
         "attempt": params.get("attempt") or 1,
+        "reason": RequestReason.NEW,
+        "forced": False,
     }
-    side = SlackSide(settings)
+    side = SlackSide(settings, store)
     if decided["state"] == APPROVED:
         decided["reply_ts"] = side.reply(
             request,
@@ -467,7 +495,11 @@ def post(
         )
         side.tell_operators(
             request,
-            {"error": decided["error"], "links": params.get("links"), "notebooks": params.get("notebooks")},
+            {
+                "error": decided["error"],
+                "links": list(params.get("links") or []),
+                "notebooks": list(params.get("notebooks") or []),
+            },
             None,
             state="approval_timed_out",
             next_step="decide it yourself: post the reply, or trigger credit_bot with this message's "
@@ -475,12 +507,12 @@ def post(
         )
         side.react(request, settings.reaction_escalated)
         log.warning("%s", decided["error"])
-    Variable.set(decision_variable(params["channel"], params["ts"]), json.dumps(decided))
+    store.save_approval_decision(params["channel"], params["ts"], decided)
     _update_dms(params, dms, decided)
     return decided
 
 
-def _update_dms(params: dict[str, Any], dms: list[dict[str, str]] | None, decided: dict[str, Any]) -> None:
+def _update_dms(params: dict[str, Any], dms: list[dict[str, str]] | None, decided: ApprovalDecision) -> None:
     """Each approver's DM says who decided and when, without buttons; cosmetic, so never fails the task."""
     from slack_sdk.errors import SlackApiError
 

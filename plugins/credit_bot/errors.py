@@ -11,11 +11,17 @@ Behaviour follows the class, never the message text:
   posted, a link that gives no query, a Look that does not exist). Escalated to the operators once,
   never retried.
 
+And one that is not a problem of its own: :class:`AlreadyTold`, the cause of a red run whose every
+problem the requests' own DMs already told (``report_failures``); its failure alert stays silent.
+
 The errors of the services CreditBot talks to (Slack, Looker, the warehouse, papermill) are translated
 into these where they are caught, each by one table in the module that talks to that service.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class CreditBotError(Exception):
@@ -32,3 +38,37 @@ class TransientError(CreditBotError):
 
 class RejectedRequest(CreditBotError):
     """This request cannot be answered as it is: the operators are told once, nothing is retried."""
+
+
+class AirflowApiError(TransientError):
+    """Airflow's REST API answered with an error status (``status``), or could not be reached (``status`` 0).
+
+    Transient: the task that called it (a click being handled, a run note) is retried.
+    """
+
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        super().__init__(f"{method} {path} -> {status or 'unreachable'}: {detail[:300]}")
+        self.status = status
+
+
+class AlreadyTold(CreditBotError):
+    """A run fails only for problems the requests' own DMs told the operators: no alert.
+
+    ``report_failures`` raises Airflow's ``AirflowFailException`` (red, no retries) *from* this, so
+    the run stays red while ``alerts.on_task_failure`` knows by the type, not the text, to stay silent.
+    """
+
+
+@contextmanager
+def setup_fails_the_task() -> Iterator[None]:
+    """Inside a task: a :class:`SetupError` fails it at once, without Airflow's retries.
+
+    Raised again as Airflow's ``AirflowFailException`` from the setup error, so the task log shows
+    the setup error's class and message, and the failure alert names it (``alerts``).
+    """
+    try:
+        yield
+    except SetupError as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"{exc} ({type(exc).__name__}: retrying cannot fix it)") from exc

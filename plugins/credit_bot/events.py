@@ -17,20 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from credit_bot import intake
+from credit_bot import intake, slack
+from credit_bot.errors import SetupError
 from credit_bot.links import find_urls, url_key
+from credit_bot.model import Announced, SlackEvent, SlackMessage, TriggerPayload
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset
     from slack_sdk.socket_mode.aiohttp import SocketModeClient
+    from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
     from slack_sdk.socket_mode.request import SocketModeRequest
     from slack_sdk.web.async_client import AsyncWebClient
 
@@ -39,25 +43,21 @@ SLACK_ASSET_NAME = "credit_bot_slack_messages"
 WATCHER_NAME = "credit_bot_slack_socket_mode"
 
 NEW, EDITED, THREAD_REPLY = "new", "edited", "thread_reply"
-# apps.connections.open errors that waiting does not fix: the connection must change.
-_CONFIG_ERRORS = frozenset(
-    {"not_authed", "invalid_auth", "not_allowed_token_type", "account_inactive", "token_revoked"}
-)
 _SEEN_EVENT_IDS = 2000  # redelivered envelopes are recognised by event_id among this many recent ones
 _STABLE_SECONDS = 60.0  # a connection that lasted this long resets the reconnect backoff
 
 
-class SlackAppConnectionError(RuntimeError):
+class SlackAppConnectionError(SetupError, RuntimeError):
     """The app-level connection is missing or unusable; the message says what to fix."""
 
 
 def classify(
-    event: dict[str, Any],
+    event: SlackEvent,
     channel: str | None = None,
     *,
     bot_user_id: str | None = None,
     app_id: str | None = None,
-) -> dict[str, Any] | None:
+) -> TriggerPayload | None:
     """The trigger payload for one Events API ``message`` event, or ``None`` when it cannot matter.
 
     Who counts as a requester is ``credit_bot.intake.skip_reason``'s decision, applied to the
@@ -79,17 +79,17 @@ def classify(
     return _payload(event.get("channel"), event, edited=False, own=(bot_user_id, app_id))
 
 
-def _links(message: dict[str, Any]) -> set[str]:
+def _links(message: SlackMessage) -> set[str]:
     return {url_key(u) for u in find_urls(intake.message_text(message))}
 
 
 def _payload(
     channel: str | None,
-    message: dict[str, Any],
+    message: SlackMessage,
     *,
     edited: bool,
     own: tuple[str | None, str | None] = (None, None),
-) -> dict[str, Any] | None:
+) -> TriggerPayload | None:
     ts, thread_ts = message.get("ts"), message.get("thread_ts")
     if not channel or not ts:
         return None
@@ -111,7 +111,7 @@ def _payload(
 def requests_from_asset_events(
     triggering_asset_events: Mapping[Any, Iterable[Any]] | Iterable[Any] | None,
     channel: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Announced]:
     """``[{"channel", "ts", "message"?}, …]`` of the requests named by a run's triggering asset events.
 
     Accepts ``context["triggering_asset_events"]`` (or a plain list of events or their ``extra``
@@ -129,7 +129,7 @@ def requests_from_asset_events(
         events: Iterable[Any] = (e for seq in triggering_asset_events.values() for e in seq)
     else:
         events = triggering_asset_events
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+    found: dict[tuple[str, str], Announced] = {}
     replied: set[tuple[str, str]] = set()
     for event in events:
         extra = event.get("extra", event) if isinstance(event, dict) else getattr(event, "extra", None)
@@ -144,19 +144,20 @@ def requests_from_asset_events(
         if payload.get("thread_ts"):
             replied.add(key)
         carried = payload.get("message")
-        newer = isinstance(carried, dict) and carried.get("ts") == ts
-        if newer and ("message" not in item or _edited_at(carried) >= _edited_at(item["message"])):
+        if not isinstance(carried, dict) or carried.get("ts") != ts:
+            continue
+        if "message" not in item or _edited_at(carried) >= _edited_at(item["message"]):
             item["message"] = carried
     for key in replied:
         found[key].pop("message", None)
     return sorted(found.values(), key=lambda r: (float(r["ts"]), r["channel"]))
 
 
-def _edited_at(message: dict[str, Any]) -> float:
+def _edited_at(message: SlackMessage) -> float:
     return float((message.get("edited") or {}).get("ts") or message.get("ts") or 0)
 
 
-def carry_message(payload: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+def carry_message(payload: TriggerPayload, event: SlackEvent) -> TriggerPayload:
     """``payload`` with the message its event carried, so the run reads nothing back from Slack.
 
     New posts and edits carry the whole message as the Events API gave it (text, user, ts,
@@ -203,7 +204,7 @@ class SlackSocketModeTrigger(BaseEventTrigger):
         ping_interval: float = 10.0,
         connect_timeout: float = 30.0,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow leaves it unannotated
         self.channel = channel
         self.slack_conn_id = slack_conn_id
         self.backoff_base_seconds = backoff_base_seconds
@@ -231,9 +232,9 @@ class SlackSocketModeTrigger(BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Never returns and never raises: a watcher trigger that ends is restarted by the triggerer
         # at once, so failing here would be a crash loop. Problems are logged and waited out.
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[TriggerPayload] = asyncio.Queue()
         keeper = asyncio.create_task(self._keep_connected(queue), name=f"socket-mode-{self.slack_conn_id}")
-        getter: asyncio.Future[dict[str, Any]] | None = None
+        getter: asyncio.Future[TriggerPayload] | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
@@ -249,7 +250,7 @@ class SlackSocketModeTrigger(BaseEventTrigger):
 
     # ---- connection loop ---------------------------------------------------------------------------
 
-    async def _keep_connected(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    async def _keep_connected(self, queue: asyncio.Queue[TriggerPayload]) -> None:
         import aiohttp
         from slack_sdk.errors import SlackApiError
 
@@ -267,7 +268,8 @@ class SlackSocketModeTrigger(BaseEventTrigger):
                 await self._session(web, queue)
             except SlackApiError as exc:
                 code = str(exc.response.get("error") or exc.response.status_code)
-                if code in _CONFIG_ERRORS:
+                found = slack.refusal(exc)
+                if found is not None and found.app_token:
                     self._problem(
                         f"Slack refused the app-level token of connection {self.slack_conn_id!r} "
                         f"({code}); event intake is off, the cron schedule still runs. Put a valid "
@@ -290,8 +292,8 @@ class SlackSocketModeTrigger(BaseEventTrigger):
             await asyncio.sleep(delay)
 
     async def _web_client(self) -> AsyncWebClient:
-        from airflow.exceptions import AirflowNotFoundException
         from airflow.providers.slack.hooks.slack import SlackHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
         try:
             web = await SlackHook(slack_conn_id=self.slack_conn_id).get_async_client()
@@ -308,7 +310,7 @@ class SlackSocketModeTrigger(BaseEventTrigger):
             )
         return web
 
-    async def _session(self, web: AsyncWebClient, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    async def _session(self, web: AsyncWebClient, queue: asyncio.Queue[TriggerPayload]) -> None:
         """One Socket Mode client from connect to disconnect; returns when the connection is gone."""
         from slack_sdk.socket_mode.aiohttp import SocketModeClient
 
@@ -318,10 +320,10 @@ class SlackSocketModeTrigger(BaseEventTrigger):
             web_client=web,
             auto_reconnect_enabled=False,  # reconnects are ours: fresh URL, backoff, one place to log
             ping_interval=self.ping_interval,
-            logger=self.log,
+            logger=cast(logging.Logger, self.log),
         )
 
-        async def on_request(sm_client: SocketModeClient, request: SocketModeRequest) -> None:
+        async def on_request(sm_client: AsyncBaseSocketModeClient, request: SocketModeRequest) -> None:
             await self._on_request(sm_client, request, queue)
 
         async def on_close(message: Any) -> None:
@@ -359,7 +361,10 @@ class SlackSocketModeTrigger(BaseEventTrigger):
                 return
 
     async def _on_request(
-        self, client: SocketModeClient, request: SocketModeRequest, queue: asyncio.Queue[dict[str, Any]]
+        self,
+        client: AsyncBaseSocketModeClient,
+        request: SocketModeRequest,
+        queue: asyncio.Queue[TriggerPayload],
     ) -> None:
         from slack_sdk.socket_mode.response import SocketModeResponse
 

@@ -15,12 +15,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from credit_bot import ledger
+from credit_bot.errors import SetupError
 from credit_bot.links import find_urls, looker_urls, url_key
+from credit_bot.model import (
+    FINAL,
+    Ledger,
+    LedgerEntry,
+    Outcome,
+    RequestDict,
+    RequestOutcome,
+    RequestReason,
+    SlackMessage,
+)
 
 # Subtypes that are still a person's post. Everything else (channel_join, message_changed, …) is
 # not a request; bot_message is one only from a bot listed in the request_bots setting.
@@ -35,8 +46,8 @@ _SLACK_MARKUP_WITH_LABEL = re.compile(r"<[^<>|]*\|([^<>]*)>")
 _SLACK_MARKUP = re.compile(r"<[^<>]*>")
 
 
-class InvalidMessageRef(ValueError):
-    """A ``message_ts`` param that is neither a Slack ts nor a permalink."""
+class InvalidMessageRef(SetupError, ValueError):
+    """A ``message_ts`` param that is neither a Slack ts nor a permalink: the run's params to fix."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +59,11 @@ class Request:
     user: str
     text: str
     attempt: int
-    reason: str  # "new", "retry", "link_added", "manual"
+    reason: RequestReason
     forced: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self) -> RequestDict:
+        return cast(RequestDict, asdict(self))
 
     @property
     def label(self) -> str:
@@ -84,20 +95,20 @@ def parse_message_ref(value: str, default_channel: str | None) -> tuple[str, str
     )
 
 
-def bot_ids(message: dict[str, Any]) -> set[str]:
+def bot_ids(message: SlackMessage) -> set[str]:
     """The bot and app ids a message was posted by (empty for a person's post)."""
     profile = message.get("bot_profile") or {}
     ids = {message.get("bot_id"), message.get("app_id"), profile.get("id"), profile.get("app_id")}
     return {i for i in ids if isinstance(i, str) and i}
 
 
-def from_bot(message: dict[str, Any]) -> bool:
+def from_bot(message: SlackMessage) -> bool:
     """Posted by a bot or an app (a workflow, an integration, an app's bot token), not a person."""
     return bool(bot_ids(message) or message.get("bot_profile") or message.get("subtype") == "bot_message")
 
 
 def skip_reason(
-    message: dict[str, Any],
+    message: SlackMessage,
     bot_user_id: str | None,
     *,
     request_bots: Collection[str] | None = (),
@@ -135,7 +146,7 @@ def skip_reason(
     return None
 
 
-def requester(message: dict[str, Any]) -> str:
+def requester(message: SlackMessage) -> str:
     """Who asks: the poster, or for a bot's post (a workflow form) the first person it mentions.
 
     A form names the person asking in a user field; without one the bot itself is the requester.
@@ -218,7 +229,7 @@ def _combine(texts: list[str], seen: set[str]) -> list[str]:
     return kept
 
 
-def message_text(message: dict[str, Any]) -> str:
+def message_text(message: SlackMessage) -> str:
     """Everything a person sees in the post, as one Slack-markup text; each link in it once.
 
     ``text``; the rich-text blocks when they hold what ``text`` does not (a workflow form's
@@ -246,12 +257,12 @@ def message_text(message: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def thread_has_new_replies(message: dict[str, Any], since_ts: str | None) -> bool:
+def thread_has_new_replies(message: SlackMessage, since_ts: str | None) -> bool:
     latest = message.get("latest_reply")
     return bool(latest and since_ts and float(latest) > float(since_ts))
 
 
-def thread_has_unread_early_reply(message: dict[str, Any], entry: dict[str, Any]) -> bool:
+def thread_has_unread_early_reply(message: SlackMessage, entry: LedgerEntry) -> bool:
     """Someone besides the bot replied in the thread, and the thread was never read since the ask.
 
     A requester who adds the link in the thread before the bot's ask is posted (a few seconds
@@ -260,11 +271,25 @@ def thread_has_unread_early_reply(message: dict[str, Any], entry: dict[str, Any]
     return not entry.get("thread_checked") and int(message.get("reply_users_count") or 0) >= 2
 
 
+@dataclass
+class _Selection:
+    """What :func:`select` found: requests to work on, outcomes to record, and log lines."""
+
+    dry_run: bool
+    requests: list[Request] = field(default_factory=list)
+    outcomes: list[RequestOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def close(self, ts: str, outcome: Outcome, error: str, note: str) -> None:
+        self.outcomes.append({"ts": ts, "outcome": outcome, "dry_run": self.dry_run, "last_error": error})
+        self.notes.append(f"{ts}: {note}")
+
+
 def select(
-    messages: list[dict[str, Any]],
+    messages: list[SlackMessage],
     *,
     channel: str,
-    book: dict[str, Any],
+    book: Ledger,
     dry_run: bool,
     bot_user_id: str | None,
     looker_hosts: tuple[str, ...],
@@ -275,88 +300,79 @@ def select(
     now: datetime | None = None,
     request_bots: Collection[str] = (),
     own_bot_id: str | None = None,
-) -> tuple[list[Request], list[dict[str, Any]], list[str]]:
+) -> tuple[list[Request], list[RequestOutcome], list[str]]:
     """Split fetched messages into requests to work on, ledger updates (expiries), and log lines.
 
     Returns ``(requests, outcomes, notes)``; a request whose thread must be read to see a link
-    added in a reply has ``reason == "check_thread"`` and is finished by the caller.
+    added in a reply has ``reason`` :attr:`RequestReason.CHECK_THREAD` and is finished by the caller.
     """
     now = now or datetime.now(UTC)
-    requests: list[Request] = []
-    outcomes: list[dict[str, Any]] = []
-    notes: list[str] = []
+    found = _Selection(dry_run)
     for message in sorted(messages, key=lambda m: float(m["ts"])):
         ts = message["ts"]
+        entry = ledger.lookup(book, channel, ts, dry_run)
         if message.get("subtype") == TOMBSTONE:
             # Deleted, kept only for its replies: close it like a deleted message; a reply under
             # it (even one with a link) never makes it a request again.
-            entry = ledger.lookup(book, channel, ts, dry_run)
-            if entry is not None and entry.get("outcome") not in ledger.FINAL:
-                outcomes.append(
-                    {"ts": ts, "outcome": ledger.DELETED, "dry_run": dry_run, "last_error": "message deleted"}
+            if entry is not None and entry.get("outcome") not in FINAL:
+                found.close(
+                    ts, Outcome.DELETED, "message deleted", "the message was deleted; closing its request"
                 )
-                notes.append(f"{ts}: the message was deleted; closing its request")
             else:
-                notes.append(f"{ts}: skipped, deleted (a tombstone kept for its thread)")
+                found.notes.append(f"{ts}: skipped, deleted (a tombstone kept for its thread)")
             continue
         why = skip_reason(message, bot_user_id, request_bots=request_bots, own_bot_id=own_bot_id)
         if why:
-            notes.append(f"{ts}: skipped, {why}")
+            found.notes.append(f"{ts}: skipped, {why}")
             continue
-        text = message_text(message)
-        if len(text) > MAX_TEXT_CHARS:
-            text = text[:MAX_TEXT_CHARS]
-        entry = ledger.lookup(book, channel, ts, dry_run)
+        text = message_text(message)[:MAX_TEXT_CHARS]
         attempt = (entry or {}).get("attempts", 0) + 1
-        base = {
-            "channel": channel,
-            "ts": ts,
-            "user": requester(message),
-            "text": text,
-            "attempt": attempt,
-        }
+        request = Request(channel, ts, requester(message), text, attempt, RequestReason.NEW)
         if entry is None or force:
-            reason = "manual" if manual else "new"
-            requests.append(Request(**base, reason=reason, forced=force and entry is not None))
+            reason = RequestReason.MANUAL if manual else RequestReason.NEW
+            found.requests.append(replace(request, reason=reason, forced=force and entry is not None))
             continue
-        outcome = entry.get("outcome")
-        # A request still "retrying" at max_attempts is one whose post_results never finished
-        # (a normal failure at the last attempt is escalated there): give it one final pass so it
-        # ends answered or escalated by DM instead of silently stuck.
-        if outcome == ledger.RETRYING and entry.get("attempts", 0) <= max_attempts:
-            requests.append(Request(**base, reason="retry"))
-        elif outcome == ledger.RETRYING:
-            # Even the final pass did not finish (record_ledger has already tried the DM): close it.
-            gave_up = f"gave up after {entry.get('attempts')} attempts"
-            outcomes.append(
-                {
-                    "ts": ts,
-                    "outcome": ledger.ESCALATED,
-                    "dry_run": dry_run,
-                    "last_error": f"{gave_up}: {entry.get('last_error')}",
-                }
-            )
-            notes.append(f"{ts}: {gave_up}")
-        elif outcome == ledger.LINK_REQUESTED:
-            asked_at = float(entry.get("reply_ts") or ts)
-            # A link already in the (edited) post is worked on even when the wait is over, e.g. after
-            # an outage: expiring it would drop a request that did get its link.
-            if looker_urls(text, list(looker_hosts)):
-                requests.append(Request(**base, reason="link_added"))
-            elif now.timestamp() - asked_at > link_wait_hours * 3600:
-                outcomes.append(
-                    {
-                        "ts": ts,
-                        "outcome": ledger.EXPIRED,
-                        "dry_run": dry_run,
-                        "last_error": f"no Looker link after {link_wait_hours} h",
-                    }
-                )
-                notes.append(f"{ts}: link request expired after {link_wait_hours} h")
-            elif thread_has_new_replies(
-                message, entry.get("thread_checked") or entry.get("reply_ts")
-            ) or thread_has_unread_early_reply(message, entry):
-                requests.append(Request(**base, reason="check_thread"))
-        else:
-            notes.append(f"{ts}: already {outcome}")
-    return requests, outcomes, notes
+        again = _again(message, request, entry, max_attempts, link_wait_hours, looker_hosts, now, found)
+        if again is not None:
+            found.requests.append(replace(request, reason=again))
+    return found.requests, found.outcomes, found.notes
+
+
+def _again(
+    message: SlackMessage,
+    request: Request,
+    entry: LedgerEntry,
+    max_attempts: int,
+    link_wait_hours: int,
+    looker_hosts: tuple[str, ...],
+    now: datetime,
+    found: _Selection,
+) -> RequestReason | None:
+    """Why a request the ledger knows is worked on again, or ``None`` (then closed, or left alone)."""
+    ts, outcome = request.ts, entry.get("outcome")
+    # A request still "retrying" at max_attempts is one whose post_results never finished
+    # (a normal failure at the last attempt is escalated there): give it one final pass so it
+    # ends answered or escalated by DM instead of silently stuck.
+    if outcome == Outcome.RETRYING and entry.get("attempts", 0) <= max_attempts:
+        return RequestReason.RETRY
+    if outcome == Outcome.RETRYING:
+        # Even the final pass did not finish (record_ledger has already tried the DM): close it.
+        gave_up = f"gave up after {entry.get('attempts')} attempts"
+        found.close(ts, Outcome.ESCALATED, f"{gave_up}: {entry.get('last_error')}", gave_up)
+        return None
+    if outcome != Outcome.LINK_REQUESTED:
+        found.notes.append(f"{ts}: already {outcome}")
+        return None
+    asked_at = float(entry.get("reply_ts") or ts)
+    # A link already in the (edited) post is worked on even when the wait is over, e.g. after
+    # an outage: expiring it would drop a request that did get its link.
+    if looker_urls(request.text, list(looker_hosts)):
+        return RequestReason.LINK_ADDED
+    if now.timestamp() - asked_at > link_wait_hours * 3600:
+        wait = f"{link_wait_hours} h"
+        found.close(ts, Outcome.EXPIRED, f"no Looker link after {wait}", f"link request expired after {wait}")
+        return None
+    since = entry.get("thread_checked") or entry.get("reply_ts")
+    if thread_has_new_replies(message, since) or thread_has_unread_early_reply(message, entry):
+        return RequestReason.CHECK_THREAD
+    return None

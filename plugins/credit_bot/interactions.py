@@ -160,8 +160,9 @@ def allowed(action_id: str, user: str, *, approvers: Iterable[str], operators: I
 def handle(click: dict[str, Any], api: AirflowApi | None = None) -> dict[str, Any]:
     """Authorize and carry out one click; ``{"user", "action", "result"}`` for the task's return value."""
     from credit_bot import approval, slack
+    from credit_bot.store import VariableStore
 
-    settings = approval.current_settings()
+    settings = approval.current_settings(VariableStore())
     client = slack.slack_hook(for_posting=True).client
     user, action = click["user"], click["action_id"]
     done = {"user": user, "action": action}
@@ -219,7 +220,7 @@ def _parked(api: AirflowApi, target: dict[str, Any], path: str, wait: float = 20
     ti_path = path.removesuffix("/-1/hitlDetails")
     deadline = time.monotonic() + wait
     while True:
-        detail = api.request("GET", path)
+        detail: dict[str, Any] = api.request("GET", path)
         state = (api.request("GET", ti_path) or {}).get("state")
         created = datetime.fromisoformat(str(detail.get("created_at")).replace("Z", "+00:00"))
         age = (datetime.now(UTC) - created).total_seconds()

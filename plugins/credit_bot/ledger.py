@@ -1,8 +1,9 @@
 """The ledger: what CreditBot did with each request, kept in the Airflow Variable ``credit_bot_ledger``.
 
-One JSON document, human-readable in Admin → Variables, written only by the ``record_ledger``
-task (one writer per run; ``max_active_runs=1`` keeps runs from overlapping). Entries older than
-the retention window are dropped, so it stays small.
+One JSON document (:class:`credit_bot.model.Ledger`), human-readable in Admin → Variables,
+written only by the ``record_ledger`` task (one writer per run; ``max_active_runs=1`` keeps runs
+from overlapping) through :mod:`credit_bot.store`. Entries older than the retention window are
+dropped, so it stays small.
 
 Dry-run and live are kept apart: a dry run never marks a request done for live runs, so switching
 ``dry_run`` off answers every request still inside the lookback window.
@@ -11,42 +12,59 @@ Dry-run and live are kept apart: a dry run never marks a request done for live r
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import cast
+
+from credit_bot.errors import SetupError
+from credit_bot.model import (
+    FINAL,
+    OPEN,
+    RUN_ONLY_KEYS,
+    ChannelState,
+    Ledger,
+    LedgerEntry,
+    Outcome,
+    RequestOutcome,
+)
 
 LEDGER_VARIABLE = "credit_bot_ledger"
 LEDGER_VERSION = 1
 
-ANSWERED = "answered"
-LINK_REQUESTED = "link_requested"
-IGNORED = "ignored"
-ESCALATED = "escalated"
-RETRYING = "retrying"
-EXPIRED = "expired"
-DELETED = "deleted"
-# A computed reply waiting for an approver (credit_bot.approval); its credit_bot_approval run decides,
-# and the next record_ledger merges the decision: answered, rejected, or escalated (timed out).
-AWAITING_APPROVAL = "awaiting_approval"
-REJECTED = "rejected"
+# The outcomes by their old names (tests and callers that predate credit_bot.model use them).
+ANSWERED = Outcome.ANSWERED
+LINK_REQUESTED = Outcome.LINK_REQUESTED
+IGNORED = Outcome.IGNORED
+ESCALATED = Outcome.ESCALATED
+RETRYING = Outcome.RETRYING
+EXPIRED = Outcome.EXPIRED
+DELETED = Outcome.DELETED
+AWAITING_APPROVAL = Outcome.AWAITING_APPROVAL
+REJECTED = Outcome.REJECTED
 
-FINAL = frozenset({ANSWERED, IGNORED, ESCALATED, EXPIRED, DELETED, REJECTED})
-OPEN = frozenset({LINK_REQUESTED, RETRYING})
+__all__ = ["FINAL", "LEDGER_VARIABLE", "OPEN", "LedgerReadError"]
 
 
-def empty() -> dict[str, Any]:
+class LedgerReadError(SetupError, ValueError):
+    """The ledger Variable (or a saved copy of it) is not a CreditBot ledger."""
+
+
+def empty() -> Ledger:
     return {"version": LEDGER_VERSION, "channels": {}}
 
 
-def loads(text: str | None) -> dict[str, Any]:
+def loads(text: str | None) -> Ledger:
     if not text:
         return empty()
     data = json.loads(text)
     if not isinstance(data, dict) or data.get("version") != LEDGER_VERSION:
-        raise ValueError(f"Variable {LEDGER_VARIABLE!r} is not a CreditBot ledger (version {LEDGER_VERSION})")
-    return data
+        raise LedgerReadError(
+            f"Variable {LEDGER_VARIABLE!r} is not a CreditBot ledger (version {LEDGER_VERSION})"
+        )
+    return cast(Ledger, data)
 
 
-def dumps(ledger: dict[str, Any]) -> str:
+def dumps(ledger: Ledger) -> str:
     return json.dumps(ledger, indent=1, sort_keys=True)
 
 
@@ -54,68 +72,61 @@ def _mode(dry_run: bool) -> str:
     return "dry_run" if dry_run else "live"
 
 
-def channel_state(ledger: dict[str, Any], channel: str, dry_run: bool) -> dict[str, Any]:
+def channel_state(ledger: Ledger, channel: str, dry_run: bool) -> ChannelState:
     """The part of the ledger for one channel and mode (created empty when missing)."""
     channels = ledger.setdefault("channels", {})
-    return channels.setdefault(channel, {}).setdefault(_mode(dry_run), {"watermark": None, "requests": {}})
+    empty_state: ChannelState = {"watermark": None, "requests": {}}
+    return channels.setdefault(channel, {}).setdefault(_mode(dry_run), empty_state)
 
 
-def lookup(ledger: dict[str, Any], channel: str, ts: str, dry_run: bool) -> dict[str, Any] | None:
+def lookup(ledger: Ledger, channel: str, ts: str, dry_run: bool) -> LedgerEntry | None:
     """The entry for a request. A live entry also counts for dry runs; a dry-run entry never for live."""
     channel_data = ledger.get("channels", {}).get(channel, {})
     modes = ["live"] if not dry_run else ["live", "dry_run"]
     for mode in modes:
-        entry = channel_data.get(mode, {}).get("requests", {}).get(ts)
+        state = channel_data.get(mode)
+        entry = state["requests"].get(ts) if state else None
         if entry:
             return entry
     return None
 
 
+def open_requests(ledger: Ledger, channel: str, dry_run: bool) -> list[str]:
+    """The ts of every request a later run must look at again (waiting for a link, retrying)."""
+    state = channel_state(ledger, channel, dry_run)
+    return [ts for ts, entry in state["requests"].items() if entry.get("outcome") in OPEN]
+
+
 def record(
-    ledger: dict[str, Any],
+    ledger: Ledger,
     *,
     channel: str,
     dry_run: bool,
-    outcomes: list[dict[str, Any]],
+    outcomes: Iterable[RequestOutcome],
     newest_ts: str | None,
     now: datetime | None = None,
     retention_days: int = 30,
-) -> dict[str, Any]:
+) -> Ledger:
     """Merge a run's outcomes into the ledger, move the watermark and prune old entries."""
     now = now or datetime.now(UTC)
     state = channel_state(ledger, channel, dry_run)
     requests = state["requests"]
     for outcome in outcomes:
         ts = outcome["ts"]
-        entry = requests.get(ts, {"first_seen": now.isoformat(timespec="seconds"), "attempts": 0})
+        entry: LedgerEntry = requests.get(ts) or {
+            "first_seen": now.isoformat(timespec="seconds"),
+            "attempts": 0,
+        }
         if entry.get("outcome") in FINAL and not outcome.get("forced"):
             continue  # a concurrent or repeated outcome never overwrites a final one
-        entry.update(
-            {
-                k: v
-                for k, v in outcome.items()
-                if k not in ("ts", "channel", "forced", "markers", "status", "undelivered", "approval_run")
-            }
-        )
+        kept = {k: v for k, v in outcome.items() if k not in RUN_ONLY_KEYS}
+        entry.update(cast(LedgerEntry, kept))
         entry["updated"] = now.isoformat(timespec="seconds")
         requests[ts] = entry
-    if newest_ts and (state["watermark"] is None or float(newest_ts) > float(state["watermark"])):
+    watermark = state["watermark"]
+    if newest_ts and (watermark is None or float(newest_ts) > float(watermark)):
         state["watermark"] = newest_ts
     cutoff = (now - timedelta(days=retention_days)).timestamp()
     for ts in [ts for ts, e in requests.items() if float(ts) < cutoff and e.get("outcome") not in OPEN]:
         del requests[ts]
     return ledger
-
-
-# ── posting markers ─────────────────────────────────────────────────────────────────────────────
-# One short-lived Variable per reply being posted, written only by the post_results task of that
-# request: "posting" just before chat.postMessage, "posted:<reply ts>" right after. record_ledger
-# deletes it once the outcome is in the ledger. A marker found later means a try died in between:
-# "posted" is trusted, "posting" sends the bot to read the thread before posting (the one case
-# that costs a conversations.replies call, which Slack rate-limits hard).
-POSTING = "posting"
-POSTED = "posted:"
-
-
-def post_marker(channel: str, ts: str, event_type: str) -> str:
-    return f"credit_bot_posting__{channel}__{ts}__{event_type}"

@@ -16,10 +16,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from credit_bot import ledger
+from credit_bot.ledger import LedgerReadError
+from credit_bot.model import Ledger, LedgerEntry
 from credit_bot.money import format_usd
+from credit_bot.store import ServerVariables
+
+__all__ = ["LedgerReadError", "LedgerRow"]
 
 MODES = ("live", "dry_run")
 ERROR_WIDTH = 60
@@ -37,20 +42,23 @@ COLUMNS = (
 RIGHT_ALIGNED = frozenset({"amount", "attempts"})
 
 
-class LedgerReadError(RuntimeError):
-    """The ledger could not be read from Airflow or from the given file."""
+class LedgerRow(LedgerEntry, total=False):
+    """One request of the ledger as a row: its entry, plus where it is and when it was posted."""
+
+    channel: str
+    mode: str  # live or dry_run
+    ts: str
+    time: str | None  # the request message's time, ISO UTC
 
 
 def read_variable() -> str | None:
     """The Variable's text through Airflow, or ``None`` when it does not exist yet (no run recorded)."""
-    # airflow.models (not airflow.sdk): outside a task only the core Variable also reads the
-    # metadata DB; the SDK one would see just environment variables and external backends.
-    from airflow.models.variable import Variable
-
-    return Variable.get(ledger.LEDGER_VARIABLE, default_var=None)
+    # Outside a task only the core Variable also reads the metadata DB; the SDK one would see just
+    # environment variables and external backends.
+    return ServerVariables().ledger_text()
 
 
-def parse(text: str | None) -> dict[str, Any]:
+def parse(text: str | None) -> Ledger:
     """A ledger from the Variable's text, or from a saved copy.
 
     Accepts the Variable's value itself and ``airflow variables export`` output (an object
@@ -68,10 +76,7 @@ def parse(text: str | None) -> dict[str, Any]:
             data = data["value"]
         if isinstance(data, str):
             return parse(data)
-    try:
-        return ledger.loads(json.dumps(data))
-    except ValueError as exc:
-        raise LedgerReadError(str(exc)) from None
+    return ledger.loads(json.dumps(data))
 
 
 def request_time(ts: str) -> datetime | None:
@@ -82,7 +87,7 @@ def request_time(ts: str) -> datetime | None:
 
 
 def select(
-    book: dict[str, Any],
+    book: Ledger,
     *,
     channel: str | None = None,
     mode: str = "all",
@@ -90,7 +95,7 @@ def select(
     since_hours: float | None = None,
     limit: int | None = None,
     now: datetime | None = None,
-) -> list[dict[str, Any]]:
+) -> list[LedgerRow]:
     """The ledger's requests as flat rows, newest request first, filtered.
 
     Each row is the ledger entry plus ``channel``, ``mode``, ``ts`` and ``time`` (the request
@@ -101,28 +106,24 @@ def select(
     cutoff = None
     if since_hours is not None:
         cutoff = (now or datetime.now(UTC)) - timedelta(hours=since_hours)
-    rows = []
+    rows: list[LedgerRow] = []
     for channel_id, by_mode in sorted(book.get("channels", {}).items()):
         if channel and channel_id != channel:
             continue
         for mode_name in MODES:
             if mode not in ("all", mode_name):
                 continue
-            for ts, entry in by_mode.get(mode_name, {}).get("requests", {}).items():
+            state = by_mode.get(mode_name)
+            for ts, entry in (state["requests"] if state else {}).items():
                 when = request_time(ts)
                 if outcome and entry.get("outcome") != outcome:
                     continue
                 if cutoff and (when is None or when < cutoff):
                     continue
-                rows.append(
-                    {
-                        **entry,
-                        "channel": channel_id,
-                        "mode": mode_name,
-                        "ts": ts,
-                        "time": when.isoformat(timespec="seconds") if when else None,
-                    }
-                )
+                row = cast(LedgerRow, dict(entry))
+                row["channel"], row["mode"], row["ts"] = channel_id, mode_name, ts
+                row["time"] = when.isoformat(timespec="seconds") if when else None
+                rows.append(row)
     rows.sort(key=lambda row: _sort_key(row["ts"]), reverse=True)
     return rows[:limit] if limit else rows
 
@@ -142,7 +143,7 @@ def shorten(text: str | None, width: int = ERROR_WIDTH) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def amount_text(value: Any) -> str:
+def amount_text(value: object) -> str:
     if value is None or value == "":
         return ""
     try:
@@ -151,7 +152,7 @@ def amount_text(value: Any) -> str:
         return str(value)  # not ours to judge here: show what the ledger holds
 
 
-def cells(row: dict[str, Any]) -> dict[str, str]:
+def cells(row: LedgerRow) -> dict[str, str]:
     """The text of one row's table cells."""
     when = request_time(row["ts"])
     return {
@@ -167,7 +168,7 @@ def cells(row: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(rows: list[LedgerRow]) -> str:
     """A plain aligned text table, one line per request."""
     if not rows:
         return "no requests match"
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=(*MODES, "all"), default="all", help="default: all")
     parser.add_argument(
         "--outcome",
-        choices=sorted(ledger.FINAL | ledger.OPEN),
+        choices=sorted(ledger.FINAL | ledger.OPEN | {ledger.AWAITING_APPROVAL}),
         help="only requests with this outcome",
     )
     parser.add_argument("--since", type=float, metavar="HOURS", help="only requests posted in the last HOURS")

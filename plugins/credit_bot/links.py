@@ -12,8 +12,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
 from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
+
+from credit_bot.errors import RejectedRequest
+from credit_bot.model import LinkKind, StatedSpend
+
+__all__ = ["LinkKind", "LookerLink", "UnsupportedLookerLink"]
 
 # A Slack link: "<" then a URL scheme, up to "|" (label follows) or ">". Mentions such as
 # <@U123>, <#C123|name> and <!here> have no scheme and never match.
@@ -24,17 +28,6 @@ _SLACK_LINK = re.compile(r"<(https?://[^|<>\s]+)(?:\|[^<>]*)?>", re.IGNORECASE)
 _BARE_URL = re.compile(r"(?<![|\w])(https?://[^\s<>|`\u200b-\u200d\u2060\ufeff]+)", re.IGNORECASE)
 # Trailing punctuation that belongs to the sentence, not to the URL.
 _TRAILING = ".,;:!?)]}'\"*_~"
-
-
-class LinkKind(StrEnum):
-    """What a Looker URL points at."""
-
-    LOOK = "look"
-    EXPLORE = "explore"  # an explore with a saved query (qid=…)
-    EXPLORE_URL = "explore_url"  # an expanded explore: the whole query is in the URL
-    SHORT = "short"
-    DASHBOARD = "dashboard"
-    SQL_RUNNER = "sql_runner"
 
 
 @dataclass(frozen=True)
@@ -68,7 +61,7 @@ class ExploreQuery:
     query_timezone: str | None = None
 
 
-class UnsupportedLookerLink(ValueError):
+class UnsupportedLookerLink(RejectedRequest, ValueError):
     """A link on a Looker host that does not lead to a query: no Look, saved query, dashboard, SQL Runner
     query or whole explore query in it."""
 
@@ -106,8 +99,10 @@ def find_urls(text: str) -> list[str]:
     remainder = _SLACK_LINK.sub(" ", text)
     for match in _BARE_URL.finditer(remainder):
         urls.append(html.unescape(match.group(1)).rstrip(_TRAILING))
-    seen: set[str] = set()
-    return [u for u in urls if not (url_key(u) in seen or seen.add(url_key(u)))]
+    kept: dict[str, str] = {}
+    for url in urls:
+        kept.setdefault(url_key(url), url)
+    return list(kept.values())
 
 
 def parse_looker_url(url: str) -> LookerLink:
@@ -239,14 +234,14 @@ def money_amounts(text: str) -> list[Decimal]:
     ]
 
 
-def stated_spends(text: str, looker_hosts: list[str]) -> dict[str, dict[str, str]]:
+def stated_spends(text: str, looker_hosts: list[str]) -> dict[str, StatedSpend]:
     """The fraud spend the requester states for each Looker link: ``{url: {"amount", "where"}}``.
 
     A link's label that is one dollar amount (``<url|$179.73>``) states it; otherwise a line with
     one Looker link and one dollar amount outside any link (``Fraud spend: $179.73 <url>``) does.
     Anything else states nothing. A link stated twice keeps the smaller amount (the stricter check).
     """
-    stated: dict[str, dict[str, str]] = {}
+    stated: dict[str, StatedSpend] = {}
 
     def keep(url: str, amount: Decimal, where: str) -> None:
         if url not in stated or amount < Decimal(stated[url]["amount"]):

@@ -10,112 +10,44 @@ only: it never lets the SDK follow an error's documentation link to Looker's CDN
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 from credit_bot.links import LinkKind, LookerLink, UnsupportedLookerLink, explore_query
+from credit_bot.looker_results import (
+    MAX_SQL_CHARS,
+    AppliedFilter,
+    FilterSource,
+    LookerAuthError,
+    LookerBadQuery,
+    LookerError,
+    LookerNotFound,
+    LookerRefused,
+    LookerUnavailable,
+    QueryKind,
+    ResolvedQuery,
+)
+
+__all__ = [
+    "AppliedFilter",
+    "FilterSource",
+    "LookerAuthError",
+    "LookerBadQuery",
+    "LookerError",
+    "LookerHook",
+    "LookerNotFound",
+    "LookerRefused",
+    "LookerUnavailable",
+    "QueryKind",
+    "ResolvedQuery",
+]
 
 if TYPE_CHECKING:
+    from looker_sdk.rtl.serialize import TDeserializeReturn, TStructure
     from looker_sdk.sdk.api40 import models as models40
     from looker_sdk.sdk.api40.methods import Looker40SDK
-
-# Looker rejects queries past this size anyway; a Look this large is not a fraud-spend query.
-MAX_SQL_CHARS = 1_000_000
-
-
-class LookerError(Exception):
-    """Looker could not give the SQL behind a link."""
-
-    transient = False
-
-
-class LookerNotFound(LookerError):
-    """The Look, query or dashboard does not exist, or the API user may not see it."""
-
-
-class LookerAuthError(LookerError):
-    """Looker refused the API credentials from the ``looker_default`` connection."""
-
-
-class LookerUnavailable(LookerError):
-    """Looker did not answer usefully (5xx, timeout, connection reset): worth retrying later."""
-
-    transient = True
-
-
-class LookerBadQuery(LookerError):
-    """The query exists but its SQL is unusable (empty, or absurdly large)."""
-
-
-class QueryKind:
-    """Where a resolved query came from: the ``kind`` of :meth:`ResolvedQuery.describe`."""
-
-    LOOK = "look"
-    SAVED_QUERY = "saved_query"  # an explore's qid= or a share link's slug
-    DASHBOARD_TILE = "dashboard_tile"
-    EXPLORE_URL = "explore_url"
-    SQL_RUNNER = "sql_runner"
-
-
-class FilterSource:
-    """Where a filter value of a resolved query came from."""
-
-    URL = "url"  # the link's query string (a dashboard filter's value, an explore's f[…])
-    DEFAULT = "default"  # the dashboard filter's default value
-    SAVED = "saved"  # the query as saved in Looker
-
-
-@dataclass(frozen=True)
-class AppliedFilter:
-    """One filter of the query that ran, and where its value came from."""
-
-    field: str
-    value: str
-    source: str  # a FilterSource value
-
-
-@dataclass(frozen=True)
-class ResolvedQuery:
-    """One query behind a link (a dashboard gives one per tile), and what it is made of."""
-
-    link: str
-    query_id: str  # the query that ran; for a SQL Runner query its slug
-    title: str
-    sql: str
-    kind: str = QueryKind.SAVED_QUERY
-    slug: str | None = None
-    based_on: str | None = None  # the saved query a created one was built from
-    filters: tuple[AppliedFilter, ...] = ()
-
-    @property
-    def text(self) -> str:
-        """One line for people: which query ran and where each filter value came from."""
-        if self.kind == QueryKind.SQL_RUNNER:
-            return f"{self.title}: SQL Runner query {self.slug}, its SQL as saved"
-        made = f"query {self.query_id}"
-        if self.based_on and self.based_on != self.query_id:
-            made += f" (built from query {self.based_on})"
-        filters = "; ".join(f"{f.field} = {f.value or '(any)'} [{f.source}]" for f in self.filters)
-        return f"{self.title}: {made}, filters: {filters or 'none'}"
-
-    def describe(self) -> dict[str, Any]:
-        """The JSON that resolve keeps per job (``query``): kind, id or slug, filters, one-line text."""
-        described: dict[str, Any] = {"kind": self.kind, "title": self.title}
-        if self.kind == QueryKind.SQL_RUNNER:
-            described["slug"] = self.slug
-        else:
-            described["id"] = self.query_id
-            if self.based_on and self.based_on != self.query_id:
-                described["based_on"] = self.based_on
-        described["filters"] = [
-            {"field": f.field, "value": f.value, "source": f.source} for f in self.filters
-        ]
-        described["text"] = self.text
-        return described
-
 
 # Parts of a saved query that make its SQL, i.e. everything create_query needs to make the same
 # query again. Read-only fields (id, slug, url, can, …) are Looker's to set, and client_id must
@@ -139,7 +71,7 @@ _QUERY_BODY = (
 LOOKER_CONN_ID = "looker_default"
 
 
-def deserialize_without_error_docs(*, data: str, structure: Any) -> Any:
+def deserialize_without_error_docs(data: str, structure: TStructure) -> TDeserializeReturn:
     """looker_sdk's own deserializer, with the documentation links of error bodies dropped.
 
     On every error response looker_sdk (``APIMethods._return``) passes the body's
@@ -237,7 +169,7 @@ class LookerHook(BaseHook):
         # looker_sdk.init40's wiring, with our deserializer for API calls (deserialize_without_error_docs);
         # login errors never reach the error-doc helper (AuthSession raises them from the raw body).
         settings = ConnectionSettings()
-        settings.is_configured()
+        settings.is_configured()  # type: ignore[no-untyped-call]  # looker_sdk leaves it unannotated
         transport = requests_transport.RequestsTransport.configure(settings)
         sdk = Looker40SDK(
             auth_session.AuthSession(settings, transport, serialize.deserialize40, "4.0"),
@@ -311,7 +243,7 @@ class LookerHook(BaseHook):
             return LookerNotFound(f"{what} was not found in Looker (404), or the API user cannot see it")
         if status >= 500 or status == 429:
             return LookerUnavailable(f"Looker answered {status} for {what}: {message}")
-        return LookerError(f"Looker answered {status} for {what}: {message}")
+        return LookerRefused(f"Looker answered {status} for {what}: {message}")
 
     def _sql(
         self,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from credit_bot.errors import RejectedRequest
+
 CENT = Decimal("0.01")
 # "$4,948.80", "4948.8", "-12", "1,000" — thousands separators only in groups of three.
 _MONEY_TEXT = re.compile(r"^\s*(-)?\s*\$?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*$")
@@ -21,8 +23,9 @@ _FORMATTED_PARTS = re.compile(rf"(?:{_FORMATTED_PART.pattern})+")
 MODE_NAMES = ("basic", "standard", "max")
 
 
-class InvalidAmount(ValueError):
-    """The notebook's value is not a usable dollar amount."""
+class InvalidAmount(RejectedRequest):
+    """The notebook's value is not a usable dollar amount: the same data gives the same value, so the
+    request is escalated to the operators, never retried."""
 
 
 def to_decimal(value: Any) -> Decimal:

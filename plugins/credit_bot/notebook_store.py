@@ -1,9 +1,23 @@
 """Where executed notebooks are kept, found again and, after ``notebook_retention_days``, removed.
 
-``output_dir`` is a local folder or an fsspec URL (``s3://…``, ``gs://…``); both are reached
-through fsspec, so the UI, the bot's retention step and papermill see the same files. Only names
-:func:`credit_bot.notebooks.output_path` makes are ever opened or removed here: a run folder
-(the run id, made filesystem-safe) holding ``<channel>-<ts>-<index>.ipynb`` files.
+``output_dir`` is a local folder or an fsspec URL (``s3://bucket/prefix``, ``gs://…``). papermill
+writes each executed notebook there (its own S3 handler for ``s3://``); everything else reads and
+removes them through fsspec here: :func:`read_text` for the bot's result reading and secret scrub,
+:class:`NotebookStore` for the UI and the retention step. Only names :func:`output_path` makes are
+ever opened or removed by the store: a run folder (the run id, made filesystem-safe) holding
+``<channel>-<ts>-<index>.ipynb`` files.
+
+**Object storage is configured as AWS configures it, not in CreditBot's settings.** papermill's S3
+handler (boto3) and s3fs (aiobotocore) both read the standard AWS chain of the process — an IAM role
+(instance profile, EKS service account), ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+``AWS_PROFILE`` — and, for an S3-compatible store (MinIO, Ceph, moto in the tests),
+``AWS_ENDPOINT_URL_S3``. Give the workers (they write, read and remove) and the API server (it shows
+them) the same; no credential ever appears in the settings Variable or in a notebook. The tests run
+the whole path against moto's S3 server that way (``tests/test_notebook_store_s3.py``).
+
+Listings are never cached (``use_listings_cache=False``): s3fs otherwise keeps a folder's listing
+for the life of the process, and a notebook written after the UI listed its run folder would be
+"not found" in that API server until it restarted.
 """
 
 from __future__ import annotations
@@ -12,6 +26,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,12 +34,49 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A run id made filesystem-safe (notebooks.output_path); never a dot folder such as .instrumented.
+# A run id made filesystem-safe (output_path); never a dot folder such as .instrumented.
 RUN_DIR = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,249}$")
 NOTEBOOK_NAME = re.compile(
     r"^(?P<channel>[CGD][A-Z0-9]{2,})-(?P<ts>\d{10}\.\d{6})-(?P<index>\d{1,4})\.ipynb$"
 )
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024  # a page never loads more than this into the API server
+
+
+def output_path(output_dir: str, run_id: str, channel: str, ts: str, index: int) -> str:
+    """Where the executed notebook for one link of one request is kept."""
+    safe_run = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    return f"{output_dir.rstrip('/')}/{safe_run}/{channel}-{ts}-{index}.ipynb"
+
+
+def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
+    """The fsspec filesystem of a path or URL and the path within it, listings never cached."""
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(url, use_listings_cache=False)
+    return fs, str(path)
+
+
+def is_local(url: str) -> bool:
+    """Whether ``url`` is a path on this machine (no scheme, or ``file://``)."""
+    return "://" not in url or url.startswith("file://")
+
+
+def make_parent(path: str) -> None:
+    """The folder ``path`` goes in, for a local path (object stores have no folders to make)."""
+    if is_local(path):
+        Path(path.removeprefix("file://")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def read_text(path: str) -> str:
+    """The text of a local file or of the object at a URL; :class:`FileNotFoundError` when absent."""
+    fs, inner = filesystem(path)
+    return bytes(fs.cat_file(inner)).decode("utf-8")
+
+
+def write_text(path: str, text: str) -> None:
+    """Replace the file or object at ``path`` with ``text``."""
+    fs, inner = filesystem(path)
+    fs.pipe_file(inner, text.encode("utf-8"))
 
 
 class NotebookNotFound(LookupError):
@@ -68,14 +120,12 @@ class NotebookStore:
 
     @property
     def _fs(self) -> tuple[AbstractFileSystem, str]:
-        from fsspec.core import url_to_fs
-
-        fs, root = url_to_fs(self.output_dir)
+        fs, root = filesystem(self.output_dir)
         return fs, root.rstrip("/")
 
     @property
     def is_local(self) -> bool:
-        return "://" not in self.output_dir or self.output_dir.startswith("file://")
+        return is_local(self.output_dir)
 
     def path(self, ref: NotebookRef) -> str:
         return f"{self.output_dir}/{ref.run_dir}/{ref.name}"
@@ -96,7 +146,7 @@ class NotebookStore:
             self._check_no_links(root, ref)
         if (info.get("size") or 0) > MAX_NOTEBOOK_BYTES:
             raise NotebookNotFound(f"{ref.run_dir}/{ref.name} is larger than {MAX_NOTEBOOK_BYTES} bytes")
-        return fs.cat_file(path).decode("utf-8")
+        return bytes(fs.cat_file(path)).decode("utf-8")
 
     @staticmethod
     def _check_no_links(root: str, ref: NotebookRef) -> None:

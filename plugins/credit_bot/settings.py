@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from credit_bot.errors import SetupError
+from credit_bot.model import SettingsDict
 
 SETTINGS_VARIABLE = "credit_bot_settings"
 # Here, not in credit_bot.slack, so that naming it does not import the Slack provider and slack_sdk.
@@ -23,11 +27,18 @@ DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "output" / "notebooks"
 APPROVAL_NONE, APPROVAL_ALL = "none", "all"
 _AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _BOT_OR_APP_ID = re.compile(r"^[BA][A-Z0-9]{2,}$")
+# The settings that list Slack ids, and what a valid one looks like.
+_ID_LISTS = {
+    "operators": USER_ID,
+    "approvers": USER_ID,
+    "request_bots": _BOT_OR_APP_ID,
+    "looker_hosts": re.compile(r"."),
+}
 
 
-class SettingsError(ValueError):
+class SettingsError(SetupError, ValueError):
     """The settings Variable is missing something or holds a value CreditBot cannot use."""
 
 
@@ -110,26 +121,51 @@ class Settings:
         return cls.from_dict(data)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Settings:
+    def from_dict(cls, data: Mapping[str, object]) -> Settings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SettingsError(
                 f"unknown key(s) {unknown} in {SETTINGS_VARIABLE!r}; known keys: {sorted(known)}"
             )
-        values: dict[str, Any] = {}
-        for key, raw in data.items():
-            values[key] = _coerce(key, raw)
+        values = {key: _coerce(key, raw) for key, raw in data.items()}
         settings = cls(**values)
         settings.validate()
         return settings
+
+    @classmethod
+    def lenient(cls, text: str | None) -> Settings | None:
+        """The settings as far as they can be read, for a reader that must not fail on them.
+
+        The failure alert and the UI pages read the Variable this way: a settings error elsewhere
+        (often the very failure being reported) must not keep the alert from the operators listed
+        in it, nor a page from opening. Keys that cannot be read keep their defaults; ``operators``
+        keeps the valid user ids. ``None`` when the Variable is unset or not a JSON object.
+        """
+        try:
+            data = json.loads(text) if text and text.strip() else None
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        values: dict[str, Any] = {}
+        for key in {f.name for f in fields(cls)} & set(data):
+            raw = data[key]
+            if key in _ID_LISTS:
+                listed = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+                raw = [v for v in listed if isinstance(v, str) and _ID_LISTS[key].match(v.strip())]
+            try:
+                values[key] = _coerce(key, raw)
+            except SettingsError:
+                continue
+        return cls(**values)
 
     def validate(self) -> None:
         if self.channel and not _CHANNEL_ID.match(self.channel):
             raise SettingsError(
                 f"'channel' must be a Slack channel ID such as C0123ABCD, got {self.channel!r}"
             )
-        bad_ops = [op for op in self.operators if not _USER_ID.match(op)]
+        bad_ops = [op for op in self.operators if not USER_ID.match(op)]
         if bad_ops:
             raise SettingsError(f"'operators' must be Slack user IDs (U…); not valid: {bad_ops}")
         bad_bots = [b for b in self.request_bots if not _BOT_OR_APP_ID.match(b)]
@@ -142,7 +178,7 @@ class Settings:
             raise SettingsError(
                 f"'alert_channel' must be a Slack channel ID such as C0123ABCD, got {self.alert_channel!r}"
             )
-        bad_approvers = [a for a in self.approvers if not _USER_ID.match(a)]
+        bad_approvers = [a for a in self.approvers if not USER_ID.match(a)]
         if bad_approvers:
             raise SettingsError(f"'approvers' must be Slack user IDs (U…); not valid: {bad_approvers}")
         if self.approval not in (APPROVAL_NONE, APPROVAL_ALL) and not _AMOUNT.match(self.approval):
@@ -209,22 +245,23 @@ class Settings:
             return rule.notebook
         return str(Path(self.notebooks_dir) / rule.notebook)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> SettingsDict:
+        return cast(SettingsDict, asdict(self))
 
     @classmethod
-    def from_task_value(cls, data: dict[str, Any]) -> Settings:
-        """Rebuild from the dict :func:`credit_bot.steps.load_settings` returned (already validated)."""
-        values = dict(data)
+    def from_task_value(cls, data: Mapping[str, Any]) -> Settings:
+        """Rebuild from :func:`to_dict`'s JSON, e.g. a task's ``run`` (already validated).
+
+        Keys that are not settings (the run's ``message_ts`` and ``force``) are left out.
+        """
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["products"] = tuple(ProductRule(**p) for p in values.get("products", []))
-        values["operators"] = tuple(values.get("operators", ()))
-        values["looker_hosts"] = tuple(values.get("looker_hosts", ()))
-        values["request_bots"] = tuple(values.get("request_bots", ()))
-        values["approvers"] = tuple(values.get("approvers", ()))
+        for key in ("operators", "looker_hosts", "request_bots", "approvers"):
+            values[key] = tuple(values.get(key, ()))
         return cls(**values)
 
 
-def _coerce(key: str, raw: Any) -> Any:
+def _coerce(key: str, raw: object) -> Any:
     if key == "approval" and isinstance(raw, (int, float)) and not isinstance(raw, bool):
         raw = f"{raw:.2f}"  # a JSON number works too
     if key in ("operators", "looker_hosts", "request_bots", "approvers"):

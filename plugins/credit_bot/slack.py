@@ -8,22 +8,109 @@ connection resets are retried by ``slack_sdk``'s own retry handlers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.slack.hooks.slack import SlackHook
-
+from credit_bot.errors import SetupError, TransientError
+from credit_bot.model import SlackMessage
 from credit_bot.settings import SLACK_CONN_ID
 
 if TYPE_CHECKING:
+    from airflow.providers.slack.hooks.slack import SlackHook
     from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
 
 
 log = logging.getLogger(__name__)
 
 
-class ReplyNotThreaded(Exception):
-    """Slack posted a thread reply as a top-level message: its parent was deleted in the meantime."""
+class ReplyNotThreaded(TransientError):
+    """Slack posted a thread reply as a top-level message: its parent was deleted in the meantime.
+
+    The task fails and is retried; by then the request reads as deleted and is closed.
+    """
+
+
+class SlackSetupError(SetupError):
+    """Slack refused a call in a way only a person can fix (a token, a scope, the channel)."""
+
+
+class MissingScopes(SlackSetupError):
+    """The bot token lacks scopes the run needs; the message names each one and what it is for."""
+
+
+# ── Slack's answers that waiting does not fix ────────────────────────────────────────────────────
+@dataclass(frozen=True)
+class Identity:
+    """Who the bot token belongs to (``auth.test``): to recognise the bot's own posts."""
+
+    user_id: str | None
+    bot_id: str | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What one of Slack's error codes means for CreditBot, and what a person does about it."""
+
+    fix: str
+    reading: bool = False  # reading the request channel: the run fails at once (SlackSetupError)
+    recipient: bool = False  # a DM: that operator cannot be told this way (the alert channel instead)
+    app_token: bool = False  # opening Socket Mode: the app-level connection must change
+
+
+# The one table of Slack error codes CreditBot acts on; any other code is worth a retry.
+SLACK_ERRORS = {
+    "channel_not_found": Refusal(
+        "the 'channel' setting or param is not a channel this bot can see (check the ID)",
+        reading=True,
+        recipient=True,
+    ),
+    "not_in_channel": Refusal(
+        "invite the bot to the channel (/invite @CreditBot)", reading=True, recipient=True
+    ),
+    "missing_scope": Refusal(
+        "the Slack app lacks a scope: see README, 'Run it for real'", reading=True, recipient=True
+    ),
+    "invalid_auth": Refusal(
+        "the token in connection 'slack_api_default' is not valid", reading=True, app_token=True
+    ),
+    "not_authed": Refusal(
+        "connection 'slack_api_default' has no token (password field)", reading=True, app_token=True
+    ),
+    "token_revoked": Refusal(
+        "the token in connection 'slack_api_default' was revoked: install the app again",
+        reading=True,
+        app_token=True,
+    ),
+    "not_allowed_token_type": Refusal("the connection holds another kind of token", app_token=True),
+    "account_inactive": Refusal("the account is deactivated", recipient=True, app_token=True),
+    "user_not_found": Refusal("a bad or foreign user id (setting 'operators')", recipient=True),
+    "user_disabled": Refusal("a deactivated account (setting 'operators')", recipient=True),
+    "user_not_visible": Refusal("a user the bot cannot see (setting 'operators')", recipient=True),
+    "cannot_dm_bot": Refusal("a bot's user id (setting 'operators')", recipient=True),
+    "invalid_user_combination": Refusal("a user the bot cannot DM (setting 'operators')", recipient=True),
+    "is_archived": Refusal("the channel is archived", recipient=True),
+    "restricted_action": Refusal("the workspace does not let the bot post there", recipient=True),
+}
+
+
+def error_code(exc: SlackApiError) -> str:
+    """Slack's error code of a refused call (``"ratelimited"``, ``"channel_not_found"`` …)."""
+    return str(exc.response.get("error"))
+
+
+def refusal(exc: SlackApiError) -> Refusal | None:
+    """What Slack's refusal means (:data:`SLACK_ERRORS`), or ``None`` when waiting may fix it."""
+    return SLACK_ERRORS.get(error_code(exc))
+
+
+def reading_error(exc: SlackApiError, channel: str) -> SlackSetupError | None:
+    """The setup error a refused read of ``channel`` means, or ``None`` when waiting may fix it."""
+    found = refusal(exc)
+    if found is None or not found.reading:
+        return None
+    return SlackSetupError(f"Slack answered {error_code(exc)!r} for channel {channel}: {found.fix}")
 
 
 def slack_hook(conn_id: str = SLACK_CONN_ID, *, for_posting: bool = False) -> SlackHook:
@@ -34,13 +121,15 @@ def slack_hook(conn_id: str = SLACK_CONN_ID, *, for_posting: bool = False) -> Sl
     message may already be posted, so the task fails instead and Airflow's retry first looks for
     the bot's earlier message (``find_own``) rather than sending it blind a second time.
     """
+    from airflow.providers.slack.hooks.slack import SlackHook
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
         RateLimitErrorRetryHandler,
         ServerErrorRetryHandler,
     )
+    from slack_sdk.http_retry.handler import RetryHandler
 
-    handlers: list[Any] = [RateLimitErrorRetryHandler(max_retry_count=5)]
+    handlers: list[RetryHandler] = [RateLimitErrorRetryHandler(max_retry_count=5)]
     if not for_posting:
         handlers += [
             ServerErrorRetryHandler(max_retry_count=2),
@@ -49,23 +138,24 @@ def slack_hook(conn_id: str = SLACK_CONN_ID, *, for_posting: bool = False) -> Sl
     return SlackHook(slack_conn_id=conn_id, retry_handlers=handlers)
 
 
-def history(client: WebClient, channel: str, *, oldest: str, page_size: int) -> Iterator[dict[str, Any]]:
+def history(client: WebClient, channel: str, *, oldest: str, page_size: int) -> Iterator[SlackMessage]:
     """Top-level messages newer than ``oldest``, following ``slack_sdk``'s cursor pagination."""
     first = client.conversations_history(channel=channel, oldest=oldest, limit=page_size)
     for page in first:  # SlackResponse iterates over pages using response_metadata.next_cursor
         yield from page.get("messages", [])
 
 
-def message(client: WebClient, channel: str, ts: str) -> dict[str, Any] | None:
+def message(client: WebClient, channel: str, ts: str) -> SlackMessage | None:
     """One top-level message by its ts, or ``None`` if it does not exist (any more)."""
     page = client.conversations_history(channel=channel, latest=ts, oldest=ts, inclusive=True, limit=1)
-    found = [m for m in page.get("messages", []) if m.get("ts") == ts]
+    messages: list[SlackMessage] = page.get("messages", [])
+    found = [m for m in messages if m.get("ts") == ts]
     return found[0] if found else None
 
 
-def replies(client: WebClient, channel: str, ts: str) -> list[dict[str, Any]]:
+def replies(client: WebClient, channel: str, ts: str) -> list[SlackMessage]:
     """The replies in a message's thread (without the parent), oldest first, with their metadata."""
-    out: list[dict[str, Any]] = []
+    out: list[SlackMessage] = []
     first = client.conversations_replies(channel=channel, ts=ts, include_all_metadata=True, limit=200)
     for page in first:
         out.extend(m for m in page.get("messages", []) if m.get("ts") != ts)
@@ -73,8 +163,8 @@ def replies(client: WebClient, channel: str, ts: str) -> list[dict[str, Any]]:
 
 
 def find_own(
-    messages: list[dict[str, Any]], *, bot_user_id: str, event_type: str, **payload: Any
-) -> dict[str, Any] | None:
+    messages: list[SlackMessage], *, bot_user_id: str, event_type: str, **payload: str
+) -> SlackMessage | None:
     """The bot's earlier message of this kind, recognised by its metadata (every ``payload`` item)."""
     for message in messages:
         meta = message.get("metadata") or {}
@@ -95,7 +185,7 @@ def post(
     text: str,
     thread_ts: str | None = None,
     event_type: str | None = None,
-    payload: dict[str, Any] | None = None,
+    payload: Mapping[str, str] | None = None,
     blocks: list[dict[str, Any]] | None = None,
 ) -> str:
     """Post ``text`` (no unfurls, no mention parsing) and return the new message's ts.
@@ -104,11 +194,7 @@ def post(
     top-level in the channel; the answer's ``message`` then has no ``thread_ts``. Such a post is
     deleted at once and :class:`ReplyNotThreaded` raised, so an amount never stays in the channel.
     """
-    kwargs: dict[str, Any] = {}
-    if event_type:
-        kwargs["metadata"] = {"event_type": event_type, "event_payload": payload or {}}
-    if blocks:  # ``text`` stays the notification's and screen readers' text
-        kwargs["blocks"] = blocks
+    metadata = {"event_type": event_type, "event_payload": dict(payload or {})} if event_type else None
     response = client.chat_postMessage(
         channel=channel,
         text=text,
@@ -117,7 +203,8 @@ def post(
         unfurl_media=False,
         parse="none",
         link_names=False,
-        **kwargs,
+        metadata=metadata,
+        blocks=blocks or None,  # ``text`` stays the notification's and screen readers' text
     )
     posted = response.get("message") or {}
     if thread_ts and not posted.get("thread_ts"):
@@ -126,7 +213,7 @@ def post(
             f"message {thread_ts} in {channel} was deleted before its reply was posted; Slack posted "
             f"the reply top-level as {response['ts']}, which was deleted again"
         )
-    return response["ts"]
+    return str(response["ts"])
 
 
 def direct_message(
@@ -137,7 +224,7 @@ def direct_message(
     *,
     bot_user_id: str,
     event_type: str,
-    payload: dict[str, Any],
+    payload: Mapping[str, str],
     since_ts: str,
     blocks: list[dict[str, Any]] | None = None,
 ) -> str:
@@ -167,7 +254,7 @@ def post_once(
     *,
     bot_user_id: str,
     event_type: str,
-    payload: dict[str, Any],
+    payload: Mapping[str, str],
     since_ts: str,
     blocks: list[dict[str, Any]] | None = None,
 ) -> str:
@@ -177,26 +264,8 @@ def post_once(
     )
     earlier = find_own(recent.get("messages", []), bot_user_id=bot_user_id, event_type=event_type, **payload)
     if earlier:
-        return earlier["ts"]
+        return str(earlier["ts"])
     return post(poster, channel=channel, text=text, event_type=event_type, payload=payload, blocks=blocks)
-
-
-# Slack's answers to a DM that waiting will not fix: the operator cannot be told this way.
-UNREACHABLE = frozenset(
-    {
-        "user_not_found",  # a bad or foreign user id
-        "user_disabled",  # a deactivated account
-        "account_inactive",
-        "user_not_visible",
-        "cannot_dm_bot",  # a bot's user id
-        "invalid_user_combination",
-        "channel_not_found",
-        "not_in_channel",
-        "is_archived",
-        "restricted_action",
-        "missing_scope",
-    }
-)
 
 
 def react(client: WebClient, channel: str, ts: str, name: str) -> None:
@@ -214,7 +283,7 @@ def permalink(client: WebClient, channel: str, ts: str) -> str | None:
     from slack_sdk.errors import SlackApiError
 
     try:
-        return client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
+        return str(client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
     except SlackApiError:
         return None
 
@@ -231,11 +300,7 @@ SCOPE_PURPOSES = {
 }
 
 
-class MissingScopes(RuntimeError):
-    """The bot token lacks scopes the run needs; the message names each one and what it is for."""
-
-
-def granted_scopes(client: WebClient) -> tuple[dict[str, Any], frozenset[str] | None]:
+def granted_scopes(client: WebClient) -> tuple[Identity, frozenset[str] | None]:
     """``auth.test`` (who the bot is) and the token's scopes from its ``X-OAuth-Scopes`` header.
 
     Slack sends that header on every Web API answer; ``None`` when it is absent (then nothing
@@ -247,7 +312,8 @@ def granted_scopes(client: WebClient) -> tuple[dict[str, Any], frozenset[str] | 
     if isinstance(raw, list):  # some HTTP clients hand repeated headers over as a list
         raw = ",".join(raw)
     scopes = None if raw is None else frozenset(s.strip() for s in str(raw).split(",") if s.strip())
-    return dict(response.data) if isinstance(response.data, dict) else {}, scopes
+    data = response.data if isinstance(response.data, dict) else {}
+    return Identity(user_id=data.get("user_id"), bot_id=data.get("bot_id")), scopes
 
 
 def missing_scopes(granted: frozenset[str], needed: list[str]) -> list[str]:

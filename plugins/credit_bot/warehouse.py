@@ -44,14 +44,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from credit_bot.errors import SetupError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "credit_warehouse_default"
 SUPPORTED_CONN_TYPES = ("duckdb", "trino", "presto")
 
 
-class WarehouseConnectionError(RuntimeError):
-    """The warehouse connection is missing, malformed, unsupported or cannot be opened."""
+class WarehouseConnectionError(SetupError, RuntimeError):
+    """The warehouse connection is missing, malformed, unsupported or cannot be opened.
+
+    Raised inside the notebook's kernel; the notebook task reads the failed cell's error by its
+    name (``credit_bot.notebooks.failures``), so this class is a setup error in name as well as in kind.
+    """
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,7 @@ def test_creditbot_pages_requests_notebook_extra_link_and_refusal(
     row.get_by_role("link", name="notebook").click()
     expect(frame.get_by_text("CreditBot read credit_amount = $10,226.35")).to_be_visible()
     credit = frame.get_by_text("Recommended credit: $10,226.35")
-    per_mode = frame.locator("table").filter(has_text="block rate (expected)")
+    per_mode = frame.locator("table").filter(has_text="traffic share")  # the notebook's per-mode table
     for mode in ("basic", "standard", "max"):
         expect(per_mode.get_by_role("cell", name=mode, exact=True)).to_be_visible()
     expect(frame.get_by_text("Code").first).to_be_visible()  # code cells folded

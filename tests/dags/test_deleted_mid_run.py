@@ -52,7 +52,7 @@ def test_an_answer_for_a_request_deleted_mid_run_is_not_left_in_the_channel(dag,
     # Closed without a task of its own, the request leaves no posting marker behind.
     from airflow.models.variable import Variable
 
-    from credit_bot import ledger, replies
+    from credit_bot import replies, store
 
-    marker = ledger.post_marker(CHANNEL, request, replies.REPLY_EVENT_TYPE)
+    marker = store.post_marker(CHANNEL, request, replies.REPLY_EVENT_TYPE)
     assert Variable.get(marker, default_var=None) is None

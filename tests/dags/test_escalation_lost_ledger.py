@@ -53,7 +53,7 @@ def test_an_escalation_whose_ledger_write_was_lost_is_not_answered_by_the_next_r
 ):
     from airflow.models.variable import Variable
 
-    from credit_bot import ledger, replies
+    from credit_bot import replies, store
 
     stack.use_settings(products=[fixed_result_rule()])
     request = post(f"credit please <{HOST}/looks/901|spend>")
@@ -67,7 +67,7 @@ def test_an_escalation_whose_ledger_write_was_lost_is_not_answered_by_the_next_r
     assert ledger_entry(request)["outcome"] == "escalated"
     assert "not found" in ledger_entry(request)["last_error"]
     assert len(escalations(stack)) == 1
-    marker = ledger.post_marker(CHANNEL, request, replies.ESCALATION_EVENT_TYPE)
+    marker = store.post_marker(CHANNEL, request, replies.ESCALATION_EVENT_TYPE)
     assert Variable.get(marker, default_var=None) is None  # dropped once the ledger has the outcome
 
 
@@ -76,7 +76,7 @@ def test_an_answer_whose_ledger_write_was_lost_is_not_escalated_by_the_next_run(
 ):
     from airflow.models.variable import Variable
 
-    from credit_bot import ledger, replies
+    from credit_bot import replies, store
 
     stack.use_settings(products=[fixed_result_rule()])
     request = post(f"credit please <{HOST}/looks/901|spend>")
@@ -94,7 +94,7 @@ def test_an_answer_whose_ledger_write_was_lost_is_not_escalated_by_the_next_run(
     assert f"${entry['amount']}" in answer["text"].replace(",", "")
     assert escalations(stack) == []
     for kind in (replies.REPLY_EVENT_TYPE, replies.LINK_REQUEST_EVENT_TYPE, replies.ESCALATION_EVENT_TYPE):
-        assert Variable.get(ledger.post_marker(CHANNEL, request, kind), default_var=None) is None
+        assert Variable.get(store.post_marker(CHANNEL, request, kind), default_var=None) is None
 
 
 def test_a_link_request_marker_left_by_a_lost_run_goes_with_the_answer(
@@ -104,14 +104,14 @@ def test_a_link_request_marker_left_by_a_lost_run_goes_with_the_answer(
     the link in: the answer's run drops the link request's marker too (the soak found them left)."""
     from airflow.models.variable import Variable
 
-    from credit_bot import ledger, replies
+    from credit_bot import replies, store
 
     stack.use_settings(products=[fixed_result_rule()])
     request = post("credit please, the spend is in the usual Look")
     assert run(dag) == "failed"
     [ask] = [p for p in stack.sandbox.posts(CHANNEL) if p.get("thread_ts") == request]
-    marker = ledger.post_marker(CHANNEL, request, replies.LINK_REQUEST_EVENT_TYPE)
-    assert Variable.get(marker, default_var=None) == ledger.POSTED + ask["ts"]
+    marker = store.post_marker(CHANNEL, request, replies.LINK_REQUEST_EVENT_TYPE)
+    assert Variable.get(marker, default_var=None) == store.POSTED + ask["ts"]
     ledger_write_refused.undo()
 
     stack.sandbox.edit_message(CHANNEL, request, f"credit please <{HOST}/looks/901|spend>")

@@ -37,7 +37,7 @@ def _alerts(stack: LocalStack) -> list[str]:
 
 def test_every_task_but_the_per_request_ones_alerts_on_its_own_failure(dag):
     from credit_bot import alerts
-    from credit_bot.steps import REQUEST_TASKS
+    from credit_bot.tasks.report import REQUEST_TASKS
 
     own = {t.task_id for t in dag.tasks if alerts.alerts_on_its_own(t)}
     assert own == {t.task_id for t in dag.tasks} - set(REQUEST_TASKS)

@@ -107,7 +107,7 @@ def _play(stack: LocalStack, plan: generator.Plan) -> dict[str, Any]:
 
 
 def test_a_bot_that_posts_without_looking_is_caught(soak_stack, monkeypatch) -> None:
-    from credit_bot.posting import SlackSide
+    from credit_bot.tasks.slack_side import SlackSide
 
     stack, plan, _ = soak_stack
     monkeypatch.setattr(SlackSide, "reply", _blind_reply)

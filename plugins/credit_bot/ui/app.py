@@ -8,9 +8,10 @@ for a bad filter, 401/403 from the auth manager, and a generic 500 whose details
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credit_bot import ledger_report
 from credit_bot.notebook_store import NotebookNotFound, NotebookRef, NotebookStore
-from credit_bot.settings import SETTINGS_VARIABLE, SLACK_CONN_ID, Settings
+from credit_bot.settings import SLACK_CONN_ID, Settings
+from credit_bot.store import ServerVariables, Store
 from credit_bot.ui import pages, render, urls
 
 log = logging.getLogger(__name__)
@@ -37,37 +39,19 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", 
 SECRET_CONNECTIONS = (SLACK_CONN_ID, "slack_app_default", "looker_default", "credit_bot_airflow_api")
 
 
-def _variable(key: str) -> str | None:
-    """A Variable's text from the secrets backends and the metadata DB, as ``Variable.get`` reads it.
-
-    Without ``Variable.get``'s secret-masking pass: it escapes the whole value as a regex on every
-    read, which was most of the page's time with a large ledger (0.5 s at 5,000 entries).
-    """
-    from airflow.models.variable import Variable
-
-    return Variable.get_variable_from_secrets(key)
-
-
-def ui_settings() -> Settings:
+def ui_settings(store: Store | None = None) -> Settings:
     """The settings the pages need (output_dir, retention, warehouse connection).
 
-    Read leniently: a page still opens when the Variable lacks what only a run needs (looker_hosts).
+    Read leniently (:meth:`Settings.lenient`): a page still opens when the Variable lacks what only
+    a run needs (looker_hosts).
     """
-    text = _variable(SETTINGS_VARIABLE)
-    data = json.loads(text) if text and text.strip() else {}
-    known = {k: v for k, v in data.items() if k in Settings.__dataclass_fields__}
-    values = {
-        key: known[key]
-        for key in ("output_dir", "warehouse_conn_id", "notebook_retention_days")
-        if isinstance(known.get(key), str | int)
-    }
-    return Settings(**values)
+    return Settings.lenient((store or ServerVariables()).settings_text()) or Settings()
 
 
 def connection_secrets(conn_ids: list[str]) -> list[str]:
     """Passwords of these connections, as typed and as they appear in a connection URI."""
-    from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     found: list[str] = []
     for conn_id in conn_ids:
@@ -80,7 +64,18 @@ def connection_secrets(conn_ids: list[str]) -> list[str]:
     return found
 
 
-_WORKSPACE: dict[str, Any] = {}
+@dataclass
+class _Workspace:
+    """The Slack workspace's URL once known, or when asking for it last failed."""
+
+    url: str | None = None
+    failed_at: float = -math.inf
+
+    def clear(self) -> None:
+        self.url, self.failed_at = None, -math.inf
+
+
+_WORKSPACE = _Workspace()
 WORKSPACE_RETRY_S = 300.0
 
 
@@ -90,12 +85,12 @@ def workspace_url() -> str | None:
     The bot itself never spends a Slack call on it. A failure is logged and asked again after
     :data:`WORKSPACE_RETRY_S`; meanwhile the page names the channel and ts instead of linking.
     """
-    if _WORKSPACE.get("url"):
-        return _WORKSPACE["url"]
-    if time.monotonic() - _WORKSPACE.get("failed_at", -WORKSPACE_RETRY_S) < WORKSPACE_RETRY_S:
+    if _WORKSPACE.url:
+        return _WORKSPACE.url
+    if time.monotonic() - _WORKSPACE.failed_at < WORKSPACE_RETRY_S:
         return None
-    from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
     from slack_sdk import WebClient
     from slack_sdk.errors import SlackClientError
 
@@ -107,9 +102,9 @@ def workspace_url() -> str | None:
         url = str(WebClient(**options).auth_test()["url"])
     except (AirflowNotFoundException, SlackClientError, OSError, KeyError) as exc:
         log.warning("no Slack permalinks on the requests page: auth.test failed (%s)", type(exc).__name__)
-        _WORKSPACE["failed_at"] = time.monotonic()
+        _WORKSPACE.failed_at = time.monotonic()
         return None
-    _WORKSPACE["url"] = url
+    _WORKSPACE.url = url
     return url
 
 
@@ -132,38 +127,13 @@ def create_app() -> FastAPI:
     )
     app.state.authorize = authorize  # tests of the app alone override it; the API server never does
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
-        messages = {
-            404: NOT_FOUND,
-            401: "Not signed in: sign in to Airflow, then open CreditBot again.",
-            403: "Signed in, but not allowed to read the credit_bot DAG: ask an Airflow admin for access.",
-        }
-        return _html(
-            pages.error_page(exc.status_code, messages.get(exc.status_code, str(exc.detail))), exc.status_code
-        )
-
-    @app.exception_handler(NotebookNotFound)
-    async def not_found(request: Request, exc: NotebookNotFound) -> HTMLResponse:
-        log.info("CreditBot notebook view: 404 for %s (%s)", request.url.path, exc)
-        return _html(pages.error_page(404, NOT_FOUND), 404)
-
-    @app.exception_handler(pages.BadFilter)
-    async def bad_filter(request: Request, exc: pages.BadFilter) -> HTMLResponse:
-        return _html(pages.error_page(400, str(exc)), 400)
-
-    @app.exception_handler(Exception)
-    async def server_error(request: Request, exc: Exception) -> HTMLResponse:
-        log.exception("CreditBot page %s failed", request.url.path)
-        return _html(
-            pages.error_page(500, "CreditBot could not show this page; the API server log says why."), 500
-        )
+    _errors_to_http(app)
 
     @app.get("/", response_class=HTMLResponse)
     def requests_page(request: Request) -> HTMLResponse:
         begun = time.perf_counter()
         filters = pages.Filters.from_query(request.query_params)
-        book = ledger_report.parse(_variable(ledger_report.ledger.LEDGER_VARIABLE))
+        book = ledger_report.parse(ServerVariables().ledger_text())
         settings = ui_settings()
         store = NotebookStore(settings.output_dir)
         body = pages.requests_page(
@@ -198,6 +168,38 @@ def create_app() -> FastAPI:
         return _html(head + banner + body)
 
     return app
+
+
+def _errors_to_http(app: FastAPI) -> None:
+    """Errors become HTTP answers here, in one place: 404 for what is not ours to show, 400 for a bad
+    filter, 401/403 from the auth manager, and a generic 500 whose details stay in the log."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+        messages = {
+            404: NOT_FOUND,
+            401: "Not signed in: sign in to Airflow, then open CreditBot again.",
+            403: "Signed in, but not allowed to read the credit_bot DAG: ask an Airflow admin for access.",
+        }
+        return _html(
+            pages.error_page(exc.status_code, messages.get(exc.status_code, str(exc.detail))), exc.status_code
+        )
+
+    @app.exception_handler(NotebookNotFound)
+    async def not_found(request: Request, exc: NotebookNotFound) -> HTMLResponse:
+        log.info("CreditBot notebook view: 404 for %s (%s)", request.url.path, exc)
+        return _html(pages.error_page(404, NOT_FOUND), 404)
+
+    @app.exception_handler(pages.BadFilter)
+    async def bad_filter(request: Request, exc: pages.BadFilter) -> HTMLResponse:
+        return _html(pages.error_page(400, str(exc)), 400)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> HTMLResponse:
+        log.exception("CreditBot page %s failed", request.url.path)
+        return _html(
+            pages.error_page(500, "CreditBot could not show this page; the API server log says why."), 500
+        )
 
 
 def _split_body(html: str) -> tuple[str, str]:

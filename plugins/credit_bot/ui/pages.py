@@ -12,10 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TypedDict
 from urllib.parse import quote
 
 from credit_bot import ledger, ledger_report
+from credit_bot.errors import RejectedRequest
+from credit_bot.ledger_report import LedgerRow
+from credit_bot.model import ApprovalState, Ledger
 from credit_bot.money import format_usd
 from credit_bot.notebook_store import NotebookRef
 from credit_bot.ui import urls
@@ -23,7 +26,7 @@ from credit_bot.ui import urls
 PERIODS = {"24h": 24.0, "7d": 24.0 * 7, "30d": 24.0 * 30, "all": None}
 MODES = {"all": "Live and dry-run", "live": "Live", "dry_run": "Dry-run"}
 OUTCOMES = ("", *sorted(ledger.FINAL | ledger.OPEN | {ledger.AWAITING_APPROVAL}))
-OUTCOME_LABELS = {"": "any", ledger.AWAITING_APPROVAL: "waiting for approval"}
+OUTCOME_LABELS: dict[str, str] = {"": "any", ledger.AWAITING_APPROVAL: "waiting for approval"}
 MAX_ROWS = 200
 DAG_ID = "credit_bot"
 
@@ -43,7 +46,7 @@ form{margin-bottom:8px}
 """
 
 
-class BadFilter(ValueError):
+class BadFilter(RejectedRequest, ValueError):
     """A filter value the page does not offer."""
 
 
@@ -71,7 +74,7 @@ class Filters:
         return filters
 
 
-def e(value: Any) -> str:
+def e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -89,7 +92,7 @@ def permalink(workspace: str | None, channel: str, ts: str) -> str | None:
     return f"{workspace.rstrip('/')}/archives/{quote(channel)}/p{ts.replace('.', '')}"
 
 
-def task_log_url(base_url: str | None, row: Mapping[str, Any]) -> str | None:
+def task_log_url(base_url: str | None, row: LedgerRow) -> str | None:
     """The request's post_results task instance in the Airflow UI (its log is one tab away)."""
     run_id, map_index = row.get("run_id"), row.get("map_index")
     if not run_id or map_index is None:
@@ -100,7 +103,15 @@ def task_log_url(base_url: str | None, row: Mapping[str, Any]) -> str | None:
     )
 
 
-def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+class Totals(TypedDict):
+    requests: int
+    answered: int
+    amount: Decimal
+    link_requested: int
+    escalated: int
+
+
+def totals(rows: list[LedgerRow]) -> Totals:
     """Answered, amount approved, asked for a link, escalated: over the rows given."""
     amount = Decimal("0")
     for row in rows:
@@ -127,11 +138,11 @@ def _select(name: str, label: str, options: Mapping[str, str], chosen: str) -> s
     return f'<label>{e(label)} <select name="{e(name)}">{items}</select></label> '
 
 
-def _notebook_cells(row: Mapping[str, Any], output_dir: str, kept: set[str] | None, app_base: str) -> str:
+def _notebook_cells(row: LedgerRow, output_dir: str, kept: set[str] | None, app_base: str) -> str:
     links = []
     for index, path in enumerate(row.get("notebooks") or []):
         ref = NotebookRef.from_path(output_dir, str(path))
-        label = f"notebook {index + 1}" if len(row["notebooks"]) > 1 else "notebook"
+        label = f"notebook {index + 1}" if len(row.get("notebooks") or []) > 1 else "notebook"
         if ref is None:
             links.append(f'<span class="muted" title="{e(path)}">{e(label)}: elsewhere</span>')
         elif kept is not None and str(path) not in kept:
@@ -142,7 +153,7 @@ def _notebook_cells(row: Mapping[str, Any], output_dir: str, kept: set[str] | No
 
 
 def requests_page(
-    book: dict[str, Any],
+    book: Ledger,
     filters: Filters,
     *,
     output_dir: str,
@@ -170,8 +181,34 @@ def requests_page(
         ]
         stored = kept({ref.run_dir for ref in refs if ref})
     app_base = urls.base_path(base_url) + urls.URL_PREFIX
-    sums = totals(period_rows)
-    form = (
+    head = (
+        "<tr><th>When (UTC)</th><th>Requester</th><th>Request</th><th>Mode</th><th>Outcome</th>"
+        "<th>Amount</th><th>Attempts</th><th>Last error</th><th>Links</th></tr>"
+    )
+    body_rows = [_row(row, workspace, output_dir, stored, app_base, base_url) for row in shown]
+    form = _form(app_base, filters)
+    summary = _summary(totals(period_rows))
+    table = (
+        f"<table><thead>{head}</thead><tbody>{''.join(body_rows)}</tbody></table>"
+        if body_rows
+        else '<p class="muted">No request matches these filters.</p>'
+    )
+    more = (
+        f'<p class="muted">Showing the newest {len(shown)} of {len(rows)}; '
+        "narrow the filters to see older ones.</p>"
+        if len(rows) > len(shown)
+        else ""
+    )
+    note = (
+        f'<p class="muted">Executed notebooks are kept {retention_days} days; the ledger keeps finished '
+        "requests for <code>ledger_retention_days</code>.</p>"
+    )
+    return page("CreditBot requests", f"<h1>CreditBot requests</h1>{form}{summary}{table}{more}{note}")
+
+
+def _form(app_base: str, filters: Filters) -> str:
+    """The filters, as a GET form."""
+    return (
         f'<form method="get" action="{e(app_base)}/">'
         + _select(
             "outcome",
@@ -193,7 +230,11 @@ def requests_page(
         )
         + '<button type="submit">Show</button></form>'
     )
-    summary = (
+
+
+def _summary(sums: Totals) -> str:
+    """The totals strip over the period's rows."""
+    return (
         '<div class="totals" aria-label="Totals">'
         f"<div><b>{sums['requests']}</b>requests</div>"
         f"<div><b>{sums['answered']}</b>answered</div>"
@@ -201,64 +242,53 @@ def requests_page(
         f"<div><b>{sums['link_requested']}</b>asked for a link</div>"
         f"<div><b>{sums['escalated']}</b>escalated</div></div>"
     )
-    head = (
-        "<tr><th>When (UTC)</th><th>Requester</th><th>Request</th><th>Mode</th><th>Outcome</th>"
-        "<th>Amount</th><th>Attempts</th><th>Last error</th><th>Links</th></tr>"
-    )
-    body_rows = []
-    for row in shown:
-        cell = ledger_report.cells(row)
-        links = []
-        slack = permalink(workspace, row["channel"], row["ts"])
-        if slack:
-            links.append(f'<a href="{e(slack)}" target="_blank" rel="noopener noreferrer">Slack thread</a>')
-        else:
-            links.append(f'<span class="muted">{e(row["channel"])} {e(row["ts"])}</span>')
-        for query in row.get("queries") or []:  # which query each link gave, and its filters' sources
-            links.append(f'<span class="muted">{e(query)}</span>')
-        notebooks = _notebook_cells(row, output_dir, stored, app_base)
-        if notebooks:
-            links.append(notebooks)
-        log = task_log_url(base_url, row)
-        if log:
-            links.append(f'<a href="{e(log)}" target="_top">task log</a>')
-        outcome = cell["outcome"]
-        requester = row.get("requester") or row.get("user") or ""  # "user": entries before the field
-        body_rows.append(
-            f'<tr data-ts="{e(row["ts"])}"><td>{e(cell["time"])}</td><td>{e(requester)}</td>'
-            f"<td>{e(row.get('snippet') or '')}</td><td>{e(cell['mode'].replace('_', '-'))}</td>"
-            f'<td class="outcome-{e(outcome)}">{e(outcome.replace("_", " "))}{_approval(row)}</td>'
-            f'<td class="num">{e(cell["amount"])}{_parts(row)}</td><td class="num">{e(cell["attempts"])}</td>'
-            f'<td title="{e(row.get("last_error") or "")}">{e(cell["last_error"])}</td>'
-            f"<td>{'<br>'.join(links)}</td></tr>"
-        )
-    table = (
-        f"<table><thead>{head}</thead><tbody>{''.join(body_rows)}</tbody></table>"
-        if body_rows
-        else '<p class="muted">No request matches these filters.</p>'
-    )
-    more = (
-        f'<p class="muted">Showing the newest {len(shown)} of {len(rows)}; '
-        "narrow the filters to see older ones.</p>"
-        if len(rows) > len(shown)
-        else ""
-    )
-    note = (
-        f'<p class="muted">Executed notebooks are kept {retention_days} days; the ledger keeps finished '
-        "requests for <code>ledger_retention_days</code>.</p>"
-    )
-    return page("CreditBot requests", f"<h1>CreditBot requests</h1>{form}{summary}{table}{more}{note}")
 
 
-def _approval(row: dict[str, Any]) -> str:
+def _row(
+    row: LedgerRow,
+    workspace: str | None,
+    output_dir: str,
+    stored: set[str] | None,
+    app_base: str,
+    base_url: str | None,
+) -> str:
+    """One request as a table row: its cells, and links to Slack, its queries, notebooks and task log."""
+    cell = ledger_report.cells(row)
+    links = []
+    slack = permalink(workspace, row["channel"], row["ts"])
+    if slack:
+        links.append(f'<a href="{e(slack)}" target="_blank" rel="noopener noreferrer">Slack thread</a>')
+    else:
+        links.append(f'<span class="muted">{e(row["channel"])} {e(row["ts"])}</span>')
+    for query in row.get("queries") or []:  # which query each link gave, and its filters' sources
+        links.append(f'<span class="muted">{e(query)}</span>')
+    notebooks = _notebook_cells(row, output_dir, stored, app_base)
+    if notebooks:
+        links.append(notebooks)
+    log = task_log_url(base_url, row)
+    if log:
+        links.append(f'<a href="{e(log)}" target="_top">task log</a>')
+    outcome = cell["outcome"]
+    requester = row.get("requester") or row.get("user") or ""  # "user": entries before the field
+    return (
+        f'<tr data-ts="{e(row["ts"])}"><td>{e(cell["time"])}</td><td>{e(requester)}</td>'
+        f"<td>{e(row.get('snippet') or '')}</td><td>{e(cell['mode'].replace('_', '-'))}</td>"
+        f'<td class="outcome-{e(outcome)}">{e(outcome.replace("_", " "))}{_approval(row)}</td>'
+        f'<td class="num">{e(cell["amount"])}{_parts(row)}</td><td class="num">{e(cell["attempts"])}</td>'
+        f'<td title="{e(row.get("last_error") or "")}">{e(cell["last_error"])}</td>'
+        f"<td>{'<br>'.join(links)}</td></tr>"
+    )
+
+
+def _approval(row: LedgerRow) -> str:
     """Who approved or rejected the reply, and when (the 'approval' setting); nothing when none was asked."""
     approval = row.get("approval") or {}
     state = approval.get("state")
     if not state:
         return ""
-    if state == "waiting":
+    if state == ApprovalState.WAITING:
         text = f"waiting for approval since {str(approval.get('asked') or '')[:16].replace('T', ' ')}"
-    elif state == "timed_out":
+    elif state == ApprovalState.TIMED_OUT:
         text = "no approver decided in time"
     else:
         by = approval.get("by") or "?"
@@ -270,7 +300,7 @@ def _approval(row: dict[str, Any]) -> str:
     return f'<br><span class="muted approval">{e(text)}</span>'
 
 
-def _parts(row: dict[str, Any]) -> str:
+def _parts(row: LedgerRow) -> str:
     """The per-mode parts of a concatenated notebook credit (``basic $4,948.80 + standard nan …``)."""
     parts = row.get("amount_parts")
     return f'<br><span class="muted">{e(parts)}</span>' if parts else ""

@@ -103,7 +103,7 @@ def _clean_outputs(nb: Any) -> None:
 def read_out_credit(nb: Any) -> str | None:
     """``credit_amount`` from CreditBot's read-out output, in dollars, or ``None`` when it has none."""
     from credit_bot.money import InvalidAmount, format_usd, formatted_parts, to_cents, to_decimal
-    from credit_bot.notebooks import RESULT_MIME
+    from credit_bot.notebooks.readout import RESULT_MIME
 
     for cell in nb.cells:
         for output in cell.get("outputs", []):

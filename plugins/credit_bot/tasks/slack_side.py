@@ -1,18 +1,21 @@
 """What ``post_results`` says in Slack for a request: replies, operator DMs and reactions, each once.
 
 Every reply and DM carries message metadata naming its request; before posting, a posting marker
-Variable (and, after a crash, the thread itself) says whether it was already sent.
+(:mod:`credit_bot.store`; after a crash, the thread itself) says whether it was already sent.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from credit_bot import ledger, replies
+from credit_bot import replies
 from credit_bot.alerts import ALERT_CHANNEL_ENV
+from credit_bot.model import Decision, RequestDict, RequestReason, SlackMessage
 from credit_bot.settings import Settings
+from credit_bot.store import POSTING, Store, post_marker
 from credit_bot.ui.urls import configured_base_url
 
 if TYPE_CHECKING:
@@ -22,9 +25,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _marker(request: dict[str, Any], event_type: str) -> str:
+def _marker(request: RequestDict, event_type: str) -> str:
     """The posting marker of one kind of message about ``request`` (record_ledger drops them all)."""
-    return ledger.post_marker(request["channel"], request["ts"], event_type)
+    return post_marker(request["channel"], request["ts"], event_type)
+
+
+class EarlierReply(TypedDict):
+    reply_ts: str
+    amount: str | None  # from the reply's metadata; None when it has none
 
 
 class SlackSide:
@@ -35,8 +43,9 @@ class SlackSide:
     (``auth.test``) only when an earlier message must be looked for.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
+        self.store = store
         self._bot_user_id: str | None = None
         self._clients: tuple[WebClient, WebClient] | None = None
         # Set when an operator DM could not be sent (even if the alert channel got it instead):
@@ -54,7 +63,7 @@ class SlackSide:
     @property
     def bot_user_id(self) -> str:
         if self._bot_user_id is None:
-            self._bot_user_id = self.reader.auth_test()["user_id"]
+            self._bot_user_id = str(self.reader.auth_test()["user_id"])
         return self._bot_user_id
 
     def _both(self) -> tuple[WebClient, WebClient]:
@@ -65,7 +74,7 @@ class SlackSide:
         return self._clients
 
     def reply(
-        self, request: dict[str, Any], text: str, event_type: str, payload: dict[str, Any]
+        self, request: RequestDict, text: str, event_type: str, payload: Mapping[str, str]
     ) -> str | None:
         """Post ``text`` in the request's thread once: an earlier reply of the same kind is reused."""
         from credit_bot import slack
@@ -75,25 +84,24 @@ class SlackSide:
             if self.settings.dry_run_preview:
                 self._dm_operators(
                     request,
-                    replies.dry_run_preview(text, self._permalink(request)),
+                    replies.dry_run_preview(text, self.permalink(request)),
                     state=f"preview:{event_type}",
                 )
             return None
-        from airflow.sdk import Variable
-
         marker = _marker(request, event_type)
-        mark = Variable.get(marker, default=None)
-        if mark and mark.startswith(ledger.POSTED):
+        mark = self.store.marker(marker)
+        posted = self.store.posted(mark)
+        if posted is not None:
             log.info("already replied in this thread (%s); not posting again", mark)
-            return mark.removeprefix(ledger.POSTED)
-        if mark == ledger.POSTING or request.get("forced") or request.get("reason") == "retry":
+            return posted
+        if mark == POSTING or request.get("forced") or request.get("reason") == RequestReason.RETRY:
             # An earlier try may have posted and died before it could say so: look in the thread.
             earlier = self._own_in_thread(request, event_type)
             if earlier:
                 log.info("already replied in this thread at %s; not posting again", earlier["ts"])
-                Variable.set(marker, ledger.POSTED + earlier["ts"])
-                return earlier["ts"]
-        Variable.set(marker, ledger.POSTING)
+                self.store.mark_posted(marker, earlier["ts"])
+                return str(earlier["ts"])
+        self.store.mark_posting(marker)
         reply_ts = slack.post(
             self.poster,
             channel=request["channel"],
@@ -102,11 +110,11 @@ class SlackSide:
             event_type=event_type,
             payload=payload,
         )
-        Variable.set(marker, ledger.POSTED + reply_ts)
+        self.store.mark_posted(marker, reply_ts)
         log.info("replied in thread %s: %s", request["ts"], text)
         return reply_ts
 
-    def answered_earlier(self, request: dict[str, Any]) -> dict[str, Any] | None:
+    def answered_earlier(self, request: RequestDict) -> EarlierReply | None:
         """The reply an earlier run posted when its outcome never reached the ledger, else None.
 
         Its marker says ``posted:`` (or ``posting``: a try died mid-post); the thread says what
@@ -116,17 +124,15 @@ class SlackSide:
         """
         if self.settings.dry_run or request.get("forced"):
             return None
-        from airflow.sdk import Variable
-
-        if not Variable.get(_marker(request, replies.REPLY_EVENT_TYPE), default=None):
+        if not self.store.marker(_marker(request, replies.REPLY_EVENT_TYPE)):
             return None
         earlier = self._own_in_thread(request, replies.REPLY_EVENT_TYPE)
         if earlier is None:  # a try died before its post landed (or someone removed the reply)
             return None
         amount = ((earlier.get("metadata") or {}).get("event_payload") or {}).get("amount")
-        return {"reply_ts": earlier["ts"], "amount": amount}
+        return {"reply_ts": str(earlier["ts"]), "amount": amount}
 
-    def _own_in_thread(self, request: dict[str, Any], event_type: str) -> dict[str, Any] | None:
+    def _own_in_thread(self, request: RequestDict, event_type: str) -> SlackMessage | None:
         """The bot's earlier message of ``event_type`` in the request's thread (one replies read)."""
         from credit_bot import slack
 
@@ -137,7 +143,7 @@ class SlackSide:
             request_ts=request["ts"],
         )
 
-    def escalated_earlier(self, request: dict[str, Any]) -> str | None:
+    def escalated_earlier(self, request: RequestDict) -> str | None:
         """The error an earlier run escalated this request with, when its ledger write was lost.
 
         The escalation DMs went out, but the run ended before its outcome reached the ledger (a
@@ -146,28 +152,21 @@ class SlackSide:
         """
         if self.settings.dry_run or request.get("forced"):
             return None
-        from airflow.sdk import Variable
+        return self.store.posted(self.store.marker(_marker(request, replies.ESCALATION_EVENT_TYPE)))
 
-        mark = Variable.get(_marker(request, replies.ESCALATION_EVENT_TYPE), default=None)
-        if not (mark and mark.startswith(ledger.POSTED)):
-            return None
-        return mark.removeprefix(ledger.POSTED)
-
-    def mark_escalated(self, request: dict[str, Any], error: str) -> None:
+    def mark_escalated(self, request: RequestDict, error: str) -> None:
         """Remember that the operators were told this request is escalated, until the ledger says so.
 
         Set after the DMs: a try that died before them is retried and still tells the operators.
         """
         if self.settings.dry_run:
             return
-        from airflow.sdk import Variable
-
-        Variable.set(_marker(request, replies.ESCALATION_EVENT_TYPE), ledger.POSTED + error[:500])
+        self.store.mark_posted(_marker(request, replies.ESCALATION_EVENT_TYPE), error[:500])
 
     def tell_operators(
         self,
-        request: dict[str, Any],
-        decision: dict[str, Any],
+        request: RequestDict,
+        decision: Decision,
         log_url: str | None,
         *,
         state: str,
@@ -176,11 +175,11 @@ class SlackSide:
         """DM every operator once per request and state (retrying, escalated); logged in dry-run."""
         if self.settings.dry_run:
             who = ", ".join(self.settings.operators) or "nobody (no operators configured)"
-            log.info("DRY RUN: would DM %s (%s): %s", who, state, decision["error"])
+            log.info("DRY RUN: would DM %s (%s): %s", who, state, decision.get("error"))
             return
         text = replies.operator_dm(
-            problem=decision["error"],
-            permalink=self._permalink(request),
+            problem=decision.get("error", ""),
+            permalink=self.permalink(request),
             channel=request["channel"],
             ts=request["ts"],
             log_url=log_url,
@@ -198,7 +197,7 @@ class SlackSide:
         self._dm_operators(request, text, state=state, blocks=blocks)
 
     def _dm_operators(
-        self, request: dict[str, Any], text: str, *, state: str, blocks: list[dict[str, Any]] | None = None
+        self, request: RequestDict, text: str, *, state: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
         """DM each operator; a DM Slack refuses for good goes to the fallback alert channel instead.
 
@@ -265,12 +264,12 @@ class SlackSide:
         """Where an operator message goes when no DM can be sent: the setting, else the env var."""
         return self.settings.alert_channel or os.environ.get(ALERT_CHANNEL_ENV, "").strip()
 
-    def _permalink(self, request: dict[str, Any]) -> str | None:
+    def permalink(self, request: RequestDict) -> str | None:
         from credit_bot import slack
 
         return slack.permalink(self.reader, request["channel"], request["ts"])
 
-    def react(self, request: dict[str, Any], name: str) -> None:
+    def react(self, request: RequestDict, name: str) -> None:
         """A status reaction on the request post (live, or in dry-run when asked); never fails the task."""
         from credit_bot import slack
 
@@ -283,7 +282,7 @@ def _unreachable(exc: SlackApiError) -> str:
     user or channel); any other error is raised again, for Airflow's retry."""
     from credit_bot import slack
 
-    error = str(exc.response.get("error"))
-    if error not in slack.UNREACHABLE:
+    found = slack.refusal(exc)
+    if found is None or not found.recipient:
         raise exc
-    return error
+    return slack.error_code(exc)

@@ -5,13 +5,15 @@ A notebook that fails in its warehouse query leaves the client's exception in th
 exhausted resources at this scale factor", …)``, ``requests.exceptions.ConnectTimeout:
 HTTPSConnectionPool(host=…, port=…)…``. :func:`explain` turns such an error into one plain sentence
 that names the query the cell ran (the team's cells each run one, ``get_presto_data(true_cost, …)``)
-and says whether trying again may help:
+and which error class of :mod:`credit_bot.notebooks.errors` it is (this is the one table that
+translates warehouse and cell errors into CreditBot's):
 
 - the warehouse running out of resources, a coordinator that does not answer, a server starting or
-  stopping: **transient** (Airflow retries the task, later runs retry the request, then the
-  operators hear it gave up);
+  stopping, or the notebook's own code raising: :class:`NotebookDidNotFinish`, **transient**
+  (Airflow retries the task, later runs retry the request, then the operators hear it gave up);
 - the warehouse refusing the query itself (``USER_ERROR``: ``SYNTAX_ERROR``, ``TABLE_NOT_FOUND``,
-  ``COLUMN_NOT_FOUND``, ``PERMISSION_DENIED`` …): **not** transient, the same SQL fails the same way.
+  ``COLUMN_NOT_FOUND``, ``PERMISSION_DENIED`` …): :class:`WarehouseRefused`, a rejected request,
+  the same SQL fails the same way.
 
 Error names and types are Presto's and Trino's ``StandardErrorCode`` (``io.trino.spi``; Presto shares the
 names); both clients format their query errors the same way (``prestodb.exceptions.PrestoQueryError``,
@@ -22,6 +24,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from credit_bot.errors import TransientError
+from credit_bot.notebooks.errors import NotebookDidNotFinish, NotebookResultError, WarehouseRefused
 
 # "PrestoQueryError(type=USER_ERROR, name=SYNTAX_ERROR, message="line 1:1: …", query_id=…)"
 _QUERY_ERROR = re.compile(
@@ -60,11 +65,16 @@ _TRANSIENT_NAMES = {
 
 @dataclass(frozen=True)
 class Explanation:
-    """One sentence about a failed cell, and whether running the notebook again may succeed."""
+    """One sentence about a failed cell, and the error class that says what happens next."""
 
     text: str
-    transient: bool
+    error: type[NotebookResultError]
     warehouse: bool  # the warehouse (or reaching it) failed, not the notebook's own code
+
+    @property
+    def transient(self) -> bool:
+        """Whether running the notebook again may succeed (the class's branch says)."""
+        return issubclass(self.error, TransientError)
 
 
 def query_name(source: str) -> str | None:
@@ -86,19 +96,23 @@ def explain(ename: str, evalue: str, source: str = "") -> Explanation:
             return Explanation(
                 f"the warehouse ran out of resources running {which} ({engine} {error}: {message}); "
                 "usually temporary",
-                transient=True,
+                error=NotebookDidNotFinish,
                 warehouse=True,
             )
         if kind == "USER_ERROR":
             return Explanation(
                 f"the warehouse refused {which} ({engine} {error}: {message}); running it again gives the "
                 "same error: fix the SQL or the notebook",
-                transient=False,
+                error=WarehouseRefused,
                 warehouse=True,
             )
         return Explanation(
             f"the warehouse failed running {which} ({engine} {kind} {error}: {message})",
-            transient=kind in ("INTERNAL_ERROR", "EXTERNAL") or error in _TRANSIENT_NAMES,
+            error=(
+                NotebookDidNotFinish
+                if kind in ("INTERNAL_ERROR", "EXTERNAL") or error in _TRANSIENT_NAMES
+                else WarehouseRefused
+            ),
             warehouse=True,
         )
     if ename in _UNREACHABLE:
@@ -107,7 +121,7 @@ def explain(ename: str, evalue: str, source: str = "") -> Explanation:
         return Explanation(
             f"the warehouse coordinator{coordinator} {_UNREACHABLE[ename]} while running {which} "
             f"({ename}); usually temporary",
-            transient=True,
+            error=NotebookDidNotFinish,
             warehouse=True,
         )
-    return Explanation(f"{ename}: {first_line}".rstrip(": "), transient=True, warehouse=False)
+    return Explanation(f"{ename}: {first_line}".rstrip(": "), error=NotebookDidNotFinish, warehouse=False)
