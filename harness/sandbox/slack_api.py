@@ -276,17 +276,7 @@ class SlackApi:
             edit_ts = self._clock.next()
             msg["text"] = text
             msg["edited"] = {"user": msg.get("user"), "ts": edit_ts}
-            self._emit(
-                ch,
-                {
-                    "type": "message",
-                    "subtype": "message_changed",
-                    "hidden": True,
-                    "message": self._render(ch, msg, include_metadata=False),
-                    "previous_message": previous,
-                    "ts": edit_ts,
-                },
-            )
+            self._emit_changed(ch, msg, previous, edit_ts)
 
     def unfurl(self, channel: str, ts: str, attachment: dict[str, Any]) -> None:
         """Add a link preview to a message as Slack does just after the post: ``message_changed``
@@ -795,17 +785,7 @@ class SlackApi:
                 "at": time.time(),
             }
         )
-        self._emit(
-            ch,
-            {
-                "type": "message",
-                "subtype": "message_changed",
-                "hidden": True,
-                "message": self._render(ch, msg, include_metadata=False),
-                "previous_message": previous,
-                "ts": edit_ts,
-            },
-        )
+        self._emit_changed(ch, msg, previous, edit_ts)
 
     def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         """chat.postEphemeral (https://docs.slack.dev/reference/methods/chat.postEphemeral): shown only to
@@ -946,6 +926,20 @@ class SlackApi:
             raw["ts"] = self._clock.next()
         ch.messages[raw["ts"]] = raw
         return raw["ts"]
+
+    def _emit_changed(self, ch: Channel, msg: dict[str, Any], previous: dict[str, Any], edit_ts: str) -> None:
+        """The ``message_changed`` event Slack sends after an edit (by the author or ``chat.update``)."""
+        self._emit(
+            ch,
+            {
+                "type": "message",
+                "subtype": "message_changed",
+                "hidden": True,
+                "message": self._render(ch, msg, include_metadata=False),
+                "previous_message": previous,
+                "ts": edit_ts,
+            },
+        )
 
     def _emit(self, ch: Channel, event: dict[str, Any]) -> None:
         """Hand a message event in a channel to the Socket Mode listeners (the app sees no DMs)."""
