@@ -35,14 +35,9 @@ from credit_bot.notebooks import (
 )
 from credit_bot.notebooks.engine import register_engine
 from credit_bot.notebooks.readout import encode
+from harness.testing.notebook_files import write_code_notebook
 
-
-def _write(path: Path, *sources: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
+_write = write_code_notebook
 
 
 def _run(tmp_path: Path, *sources: str) -> str:
