@@ -3,7 +3,9 @@
 Posts the requests of ``include/sandbox/demo_requests.json`` into the sandbox channel, runs the
 ``credit_bot`` DAG once through Airflow (``dag.test()``, SQLite metadata DB), then runs it again
 to show that nothing is answered twice. The sandbox stands in for Slack, so the demo runs live
-(``dry_run`` false); against real Slack, dry-run stays on until you switch it off.
+(``dry_run`` false); against real Slack, dry-run stays on until you switch it off. Last, the
+supervised path (``harness.demo_supervised``): with ``approval`` = "all", on Airflow's own
+components, the demo clicks Approve on one approval DM and Reject on another.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from harness import PROJECT_ROOT
+from harness import PROJECT_ROOT, demo_supervised
 from harness.console import console_apart
 from harness.local import DEMO_REQUESTS, load_dag, local_stack
 
@@ -55,7 +57,7 @@ def _demo(console: TextIO) -> int:
     # warehouse through that protocol and its real client, over HTTPS with basic auth. A notebook of
     # one's own speaks its warehouse's dialect (the team's: Presto), so it gets Presto unless told.
     protocol = os.environ.get("WAREHOUSE") or ("presto" if notebook else "duckdb")
-    say("[1/5] starting the Slack/Looker sandbox and the sample warehouse …")
+    say("[1/6] starting the Slack/Looker sandbox and the sample warehouse …")
     with local_stack(output_dir, warehouse_protocol=protocol) as stack:
         if products:
             stack.use_settings(products=products)
@@ -69,20 +71,20 @@ def _demo(console: TextIO) -> int:
             extra = {"subtype": item["subtype"]} if item.get("subtype") else {}
             ts = sandbox.add_message(demo["channel"], item["text"], user=item["user"], **extra)
             posted.append((ts, item))
-        say(f"[2/5] {len(posted)} sample requests posted to #credit_memo_testing")
+        say(f"[2/6] {len(posted)} sample requests posted to #credit_memo_testing")
         dag = load_dag()
-        say("[3/5] first run of the credit_bot DAG (dag.test(), live against the sandbox) …")
+        say("[3/6] first run of the credit_bot DAG (dag.test(), live against the sandbox) …")
         started = time.monotonic()
         first = dag.test()
         first_wall = time.monotonic() - started
         calls_first = len(sandbox.calls())
         say(f"      {first.state} in {first_wall:.1f} s")
-        say("[4/5] second run: nothing should be answered again …")
+        say("[4/6] second run: nothing should be answered again …")
         started = time.monotonic()
         second = dag.test()
         second_wall = time.monotonic() - started
         say(f"      {second.state} in {second_wall:.1f} s")
-        say("[5/5] what CreditBot did")
+        say("[5/6] what CreditBot did")
         replies = {p.get("thread_ts"): p for p in sandbox.posts(demo["channel"])}
         dms = sandbox.dms()
         say()
@@ -109,15 +111,17 @@ def _demo(console: TextIO) -> int:
         # written: echo's notebook error makes both runs red by design. What must hold is that each
         # reply is the expected one and every run recorded its outcomes.
         say("(Both runs end failed by design: echo's notebook task fails, and report_failures says so.)")
-        say(f"Executed notebooks: {Path(stack.output_dir)}")
-        say(f"Airflow's, papermill's and the kernels' logs: {LOG_FILE}")
         expected_replies = all(
             replies.get(ts, {}).get("text", "").startswith(item["expect"])
             for ts, item in posted
             if not item["expect"].startswith("(")
         )
     recorded = all(str(r.get_task_instance("record_ledger").state) == "success" for r in (first, second))
-    return 0 if expected_replies and recorded else 1
+    approvable = [item for item in demo["requests"] if item["expect"].startswith("Approved")]
+    supervised = demo_supervised.show(say, approvable, OUTPUT, warehouse_protocol=protocol, products=products)
+    say(f"Executed notebooks: {output_dir}")
+    say(f"Airflow's, papermill's and the kernels' logs: {LOG_FILE}")
+    return 0 if expected_replies and recorded and supervised else 1
 
 
 def _bring_your_own(notebook: Path, say: Callable[[str], None]) -> list[dict[str, str]]:
@@ -128,7 +132,7 @@ def _bring_your_own(notebook: Path, say: Callable[[str], None]) -> list[dict[str
 
     if not notebook.is_file():
         raise FileNotFoundError(f"NOTEBOOK={notebook}: no such file")
-    say(f"[0/5] make check-notebook NOTEBOOK={notebook} — what it needs to change:")
+    say(f"[0/6] make check-notebook NOTEBOOK={notebook} — what it needs to change:")
     say("      " + notebook_check.report(notebook, notebook_check.check(notebook)).replace("\n", "\n      "))
     ported = port(notebook, OUTPUT / "ported" / notebook.name)
     findings = notebook_check.check(ported)

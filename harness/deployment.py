@@ -488,6 +488,7 @@ def airflow_deployment(
     workdir: Path | None = None,
     postgres_url: str = DEFAULT_POSTGRES_URL,
     redis_url: str = DEFAULT_REDIS_URL,
+    sqlite: bool = False,
     triggerer: bool = True,
     celery_concurrency: int = 2,
     startup_timeout: float = 240.0,
@@ -498,9 +499,13 @@ def airflow_deployment(
     (``AIRFLOW_VAR_…``), or Airflow configuration (``AIRFLOW__SECTION__KEY``) to override.
     ``workdir`` holds AIRFLOW_HOME and the components' logs (a temporary directory, removed on exit,
     when not given). The DAGs start paused, as in production: unpause with ``deployment.api``.
+    ``sqlite`` keeps the metadata DB in a file in ``workdir`` instead of PostgreSQL, as ``airflow
+    standalone`` does (LocalExecutor only): what ``make demo`` uses, on a machine with no database server.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
+    if sqlite and executor != "LocalExecutor":
+        raise ValueError("a SQLite metadata DB serves the LocalExecutor only")
     owns_workdir = workdir is None
     root = Path(tempfile.mkdtemp(prefix="credit-bot-deployment-")) if workdir is None else workdir
     name = f"credit_bot_{secrets.token_hex(4)}"
@@ -512,7 +517,7 @@ def airflow_deployment(
     passwords_file.chmod(0o600)
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
-    database_url = _database_url(postgres_url, name)
+    database_url = f"sqlite:///{root / 'airflow.db'}" if sqlite else _database_url(postgres_url, name)
 
     full_env = {
         **os.environ,
@@ -572,7 +577,8 @@ def airflow_deployment(
         },
         password=password,
     )
-    _create_database(postgres_url, name)
+    if not sqlite:
+        _create_database(postgres_url, name)
     try:
         with unwind_on_sigterm():  # a `kill` of the bench or soak still runs the cleanup below
             compile_runtime()
@@ -583,7 +589,8 @@ def airflow_deployment(
             yield deployment
     finally:
         deployment.stop()
-        _drop_database(postgres_url, name)
+        if not sqlite:
+            _drop_database(postgres_url, name)
         if executor == "CeleryExecutor":
             _delete_redis_keys(redis_url, prefix=name)
         if owns_workdir:
