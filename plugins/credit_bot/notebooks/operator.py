@@ -231,6 +231,8 @@ class CreditNotebookOperator(BaseOperator):
 
     def _scrub(self, output_nb: str, secrets: list[str]) -> None:
         """A secret a cell printed is replaced in the executed notebook, which is then marked rejected."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from credit_bot.notebook_store import read_text, write_text
 
         if not secrets:
@@ -252,4 +254,5 @@ class CreditNotebookOperator(BaseOperator):
         # Its amount must not be used: post_results reads this mark and escalates.
         nb.setdefault("metadata", {})["credit_bot"] = {"rejected": reason}
         write_text(output_nb, json.dumps(nb, indent=1, ensure_ascii=False))
-        raise NotebookRejected(reason)
+        # Not retried: the same notebook prints the same secret again.
+        raise AirflowFailException(reason) from NotebookRejected(reason)
