@@ -4,7 +4,7 @@ PostgreSQL, Socket Mode to the sandbox, setting ``approval`` = "all" (supervised
 * a request's reply waits for the operator's Approve, clicked in the DM through Socket Mode, then is
   posted once, and the DM says who approved;
 * while one request waits, a second one posted later is asked, approved and posted; the first,
-  across a scheduler restart, is then rejected: nothing posted;
+  across a scheduler and triggerer restart, is then rejected: nothing posted;
 * the same approval through Airflow's REST API (the HITL task's hitlDetails) posts the reply;
 * a click by someone who is not an approver is refused with an ephemeral message;
 * the next credit_bot run merges every decision into the ledger (approved / rejected, by whom).
@@ -163,7 +163,7 @@ def test_supervised_reply_is_posted_once_after_a_click_on_approve(live: Live) ->
     assert detail["params_input"]["slack_user"] == OPERATOR
 
 
-def test_one_waits_across_a_scheduler_restart_while_a_later_one_is_approved_then_it_is_rejected(
+def test_one_waits_across_restarts_while_a_later_one_is_approved_then_it_is_rejected(
     live: Live,
 ) -> None:
     first, first_dm, _ = _post_and_ask(live, BOLT)
@@ -176,9 +176,17 @@ def test_one_waits_across_a_scheduler_restart_while_a_later_one_is_approved_then
     assert _replies(live, second) == [ACME_REPLY]
     assert _decide_state(live, first_run) == "awaiting_input"
 
+    # The scheduler and the triggerer (which holds both the HITL wait and Socket Mode) restart.
+    connects = live.stack.sandbox.socket_status()["connects"]
     live.deployment.restart("scheduler")
+    live.deployment.restart("triggerer")
     live.deployment.wait_until_healthy()
     assert _decide_state(live, first_run) == "awaiting_input"  # nothing lost
+    _wait(
+        "Socket Mode reconnected by the new triggerer",
+        lambda: live.stack.sandbox.socket_status()["connects"] > connects,
+        live,
+    )
 
     _click(live, OPERATOR, OPERATOR_DM, first_dm["ts"], "credit_bot_reject")
     run = live.deployment.api.wait_for_run(APPROVAL_DAG, first_run, timeout=180)
