@@ -220,8 +220,13 @@ def note(outcomes: list[RequestOutcome]) -> str:
 
 
 # ── the approval DM ─────────────────────────────────────────────────────────────────────────────
-def approval_text(params: dict[str, Any], base_url: str | None, run_id: str) -> str:
-    """The DM's text: what would be posted where, what it was computed from, where else to decide."""
+def approval_text(
+    params: dict[str, Any], base_url: str | None, run_id: str, *, in_airflow: bool = False
+) -> str:
+    """The DM's text: what would be posted where, what it was computed from, where else to decide.
+
+    ``in_airflow``: the text is the Required actions page's own body, so it does not link to itself.
+    """
     where_asked = params.get("permalink") or f"channel {params['channel']}, ts {params['ts']}"
     lines = [
         f":ballot_box_with_check: CreditBot needs your approval before it replies to a credit request "
@@ -235,7 +240,7 @@ def approval_text(params: dict[str, Any], base_url: str | None, run_id: str) -> 
         lines.append(f"• Looker link: {link}")
     for path in params.get("notebooks") or []:
         lines.append(f"• Executed notebook: {replies.notebook_line(path, base_url)}")
-    where = required_actions_url(base_url, run_id)
+    where = None if in_airflow else required_actions_url(base_url, run_id)
     lines.append(
         f"• Approve posts the reply in the thread; Reject posts nothing. No decision within "
         f"{params.get('timeout_hours')} h: the operators are told."
@@ -578,13 +583,15 @@ class CreditApprovalOperator(HITLOperator):
         )
 
     def execute(self, context: Any) -> Any:
+        from credit_bot.ui.urls import configured_base_url
+
         params = context["params"]
         self.response_timeout = timedelta(hours=float(params.get("timeout_hours") or 24))
         self.subject = f"Post {params['reply']!r} for {params.get('label')}?"
-        self.body = "\n\n".join(
-            line.removeprefix("• ")
-            for line in approval_text(params, None, context["run_id"]).splitlines()[1:]
-        )
+        # With the configured base URL, as in the DM: the executed notebook is a link to CreditBot's
+        # notebook view (without it the body said "[api] base_url is not configured", wrongly).
+        text = approval_text(params, configured_base_url(), context["run_id"], in_airflow=True)
+        self.body = "\n\n".join(line.removeprefix("• ") for line in text.splitlines()[1:])
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
