@@ -11,6 +11,7 @@ approval DMs, clicks **Approve** on one and **Reject** on the other through the 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -18,14 +19,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from credit_bot.interactions import PARK_SETTLE_SECONDS
-from harness.deployment import Deployment, airflow_deployment
+from harness.deployment import AirflowApiError, Deployment, airflow_deployment
 from harness.local import DEMO_CHANNEL, DEMO_OPERATOR, LocalStack, local_stack
 
 APPROVAL_DAG = "credit_bot_approval"
 DAGS = ("credit_bot", APPROVAL_DAG, "credit_bot_interactions")
 APPROVE, REJECT = "credit_bot_approve", "credit_bot_reject"
-# Airflow settings that only make the demo quicker: the approval run looks for its answer every 5 s.
-QUICK = {"CREDIT_BOT_APPROVAL_POKE_SECONDS": "5", "CREDIT_BOT_RETRY_DELAY_SECONDS": "2"}
+# Airflow settings that only make the demo quicker: the approval run looks for its answer every 5 s;
+# the DAGs start unpaused, so the first parse already registers the Socket Mode watcher (a DAG
+# unpaused later gets it at its next parse, up to 30 s on).
+QUICK = {
+    "CREDIT_BOT_APPROVAL_POKE_SECONDS": "5",
+    "CREDIT_BOT_RETRY_DELAY_SECONDS": "2",
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+}
 T = TypeVar("T")
 
 
@@ -66,9 +73,9 @@ def show(
 
 
 def _ready(deployment: Deployment, stack: LocalStack) -> None:
-    for dag_id in DAGS:
-        deployment.wait_for_dag(dag_id)
-        deployment.api.set_paused(dag_id, False)
+    for dag_id in DAGS:  # unpaused at creation (QUICK): nothing to PATCH while SQLite is busiest
+        if deployment.wait_for_dag(dag_id).get("is_paused"):
+            raise StepFailed(f"{dag_id} is paused")
     _wait(
         "the triggerer's Socket Mode connection to the sandbox",
         lambda: stack.sandbox.socket_status()["connections"] >= 1,
@@ -113,7 +120,7 @@ def _approve_one_reject_one(
             thread = _thread(stack, ts)
             say(f"        → posted in the thread {time.monotonic() - clicked:.1f} s later: {thread!r}")
             ok = ok and thread == [request["expect"]]
-        deployment.api.wait_for_run(APPROVAL_DAG, run_id, timeout=180)
+        _wait("the approval run's end", lambda r=run_id: _finished(deployment, r), deployment)
         update = _wait(
             "the DM updated in place",
             lambda dm=dm: sandbox.updates(channel=dm["channel"], ts=dm["ts"]),
@@ -144,6 +151,10 @@ def _awaiting(deployment: Deployment, run_id: str) -> bool:
     return any(t["task_id"] == "decide" and t["state"] == "awaiting_input" for t in tis)
 
 
+def _finished(deployment: Deployment, run_id: str) -> bool:
+    return deployment.api.dag_run(APPROVAL_DAG, run_id)["state"] in ("success", "failed")
+
+
 def _thread(stack: LocalStack, ts: str) -> list[str]:
     return [p["text"] for p in stack.sandbox.posts(DEMO_CHANNEL) if p.get("thread_ts") == ts]
 
@@ -154,10 +165,13 @@ def _proposed(text: str) -> str:
 
 
 def _wait(what: str, check: Callable[[], T | None], deployment: Deployment, timeout: float = 240.0) -> T:
+    """Poll ``check`` until it finds something; an API error (SQLite busy: 500) is polled through."""
     deadline = time.monotonic() + timeout
-    while not (found := check()):
+    while True:
+        with contextlib.suppress(AirflowApiError):
+            if found := check():
+                return found
         deployment.check_alive()
         if time.monotonic() > deadline:
             raise StepFailed(f"no sign of {what} after {timeout:.0f} s")
         time.sleep(0.3)
-    return found
