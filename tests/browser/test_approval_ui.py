@@ -29,20 +29,29 @@ from urllib.parse import quote
 import pytest
 
 from credit_bot.approval import approval_run_id
-from credit_bot.interactions import PARK_SETTLE_SECONDS
 from harness import PROJECT_ROOT
+from harness.testing.approvals import (
+    ACME,
+    ACME_REPLY,
+    APPROVAL_DAG,
+    BOLT,
+    BOLT_REPLY,
+    OPERATOR,
+    OPERATOR_DM,
+    approval_dm,
+    hitl_path,
+    replies,
+    run_of,
+    supervised,
+    updates,
+    wait,
+    wait_awaiting,
+)
 from harness.testing.browser import TIMINGS, Screens
-from harness.testing.live import DAG_ID, FAST, HOST, PRODUCTS, SCHEDULED_CHANNEL, Live, started
+from harness.testing.live import DAG_ID, SCHEDULED_CHANNEL, Live
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-APPROVAL_DAG = "credit_bot_approval"
-INTERACTIONS_DAG = "credit_bot_interactions"
-OPERATOR, OPERATOR_DM = "U0OPERATOR", "D0OPERATOR"
-ACME = f"Credit request acme\nFraud spend: <{HOST}/looks/101|$20,902.40>"
-ACME_REPLY = "Approved, $10,226.35, exceptions"
-BOLT = f"Credit memo for bolt: <{HOST}/explore/billing/counters_by_billable_item?qid=qBolt01|$2,389.84>"
-BOLT_REPLY = "Approved, $1,283.00, exceptions"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "browser-approval"
 UI_TIMEOUT_MS = 60_000
 
@@ -55,18 +64,8 @@ def live_ui(chromium_browser: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     clicks), scheduled runs, task retries as in production, and every live reply waiting for
     approval — the ``live`` fixture of tests/deploy/test_approval_deployment.py.
     """
-    settings = {"channel": SCHEDULED_CHANNEL, "products": PRODUCTS, "approval": "all"}
-    config = {**FAST, "CREDIT_BOT_APPROVAL_POKE_SECONDS": "5"}
     workdir = tmp_path_factory.mktemp("deployment-browser-approval")
-    with started(
-        "LocalExecutor", workdir, settings, config, timings=TIMINGS, label="UI, approval all"
-    ) as live:
-        api = live.deployment.api
-        for dag_id in (APPROVAL_DAG, INTERACTIONS_DAG):
-            live.deployment.wait_for_dag(dag_id)
-            api.set_paused(dag_id, False)
-        api.set_paused(DAG_ID, False)
-        _wait("Socket Mode connection", lambda: live.stack.sandbox.socket_status()["connections"] >= 1, live)
+    with supervised(workdir, "UI, approval all", timings=TIMINGS) as live:
         yield live
 
 
@@ -88,10 +87,10 @@ def test_pending_approval_is_listed_and_approved_in_airflows_required_actions(
 
     api, base = live_ui.deployment.api, live_ui.deployment.api_url
     ts, dm = _post_and_ask(live_ui, ACME)
-    run_id = _approval_run_id(dm)
-    _wait_awaiting(live_ui, run_id)
-    assert _replies(live_ui, ts) == []  # nothing public while it waits
-    pending = api.request("GET", _hitl_path(run_id))
+    run_id = run_of(dm)
+    wait_awaiting(live_ui, run_id)
+    assert replies(live_ui, ts) == []  # nothing public while it waits
+    pending = api.request("GET", hitl_path(run_id))
     subject = pending["subject"]
     assert ACME_REPLY in subject, subject
     assert ts in subject, subject  # which request: the requester and the message's ts
@@ -142,17 +141,17 @@ def test_pending_approval_is_listed_and_approved_in_airflows_required_actions(
     TIMINGS["approval UI: Approve in Required Actions -> reply posted"] = time.monotonic() - clicked
     run = api.wait_for_run(APPROVAL_DAG, run_id, timeout=180)
     assert run["state"] == "success", api.task_instances(APPROVAL_DAG, run_id)
-    assert _replies(live_ui, ts) == [ACME_REPLY]
+    assert replies(live_ui, ts) == [ACME_REPLY]
     posted = [
         c
         for c in live_ui.stack.sandbox.calls(api="slack", method="chat.postMessage")
         if c["params"].get("thread_ts") == ts
     ]
     assert len(posted) == 1, posted  # once: no second attempt either
-    update = _wait("approval DM updated", lambda: _updates(live_ui, dm["ts"]), live_ui)
+    update = wait("approval DM updated", lambda: updates(live_ui, dm["ts"]), live_ui)
     assert "Approved by admin (in Airflow)" in update[-1]["text"], update[-1]["text"]
     assert not [b for b in update[-1]["blocks"] if b["type"] == "actions"]  # buttons removed
-    detail = api.request("GET", _hitl_path(run_id))
+    detail = api.request("GET", hitl_path(run_id))
     assert detail["chosen_options"] == ["Approve"]
     assert detail["response_received"] is True
     assert detail["responded_by_user"]["name"] == "admin"
@@ -177,8 +176,8 @@ def test_requests_page_filters_waiting_for_approval_then_shows_who_approved_and_
 
     api, sandbox = live_ui.deployment.api, live_ui.stack.sandbox
     ts, dm = _post_and_ask(live_ui, BOLT)
-    run_id = _approval_run_id(dm)
-    _wait_awaiting(live_ui, run_id)
+    run_id = run_of(dm)
+    wait_awaiting(live_ui, run_id)
     _run_credit_bot(live_ui)  # merges the first test's decision; BOLT stays waiting
     entries = _ledger(live_ui)
     assert entries[ts]["outcome"] == "awaiting_approval", entries[ts]
@@ -188,7 +187,7 @@ def test_requests_page_filters_waiting_for_approval_then_shows_who_approved_and_
     frame = _open_requests_page(page, live_ui)
     for other in answered:  # shown unfiltered, so their absence below is the filter's doing
         expect(frame.locator(f'tr[data-ts="{other}"]')).to_contain_text("answered")
-        earlier = api.request("GET", _hitl_path(approval_run_id(SCHEDULED_CHANNEL, other, 1)))
+        earlier = api.request("GET", hitl_path(approval_run_id(SCHEDULED_CHANNEL, other, 1)))
         when = _minute(earlier["responded_at"])
         expect(frame.locator(f'tr[data-ts="{other}"]')).to_contain_text(
             f"approved by admin (in Airflow) at {when}"
@@ -209,8 +208,8 @@ def test_requests_page_filters_waiting_for_approval_then_shows_who_approved_and_
     assert state["status"] == "acked", state
     live_ui.wait_for_reply(SCHEDULED_CHANNEL, ts, timeout=180)
     assert api.wait_for_run(APPROVAL_DAG, run_id, timeout=180)["state"] == "success"
-    assert _replies(live_ui, ts) == [BOLT_REPLY]
-    decided = api.request("GET", _hitl_path(run_id))
+    assert replies(live_ui, ts) == [BOLT_REPLY]
+    decided = api.request("GET", hitl_path(run_id))
     assert decided["chosen_options"] == ["Approve"]
     assert decided["params_input"]["slack_user"] == OPERATOR
     _run_credit_bot(live_ui)
@@ -234,60 +233,13 @@ def test_requests_page_filters_waiting_for_approval_then_shows_who_approved_and_
 # ---- helpers ----------------------------------------------------------------------------------------
 
 
-def _wait(what: str, check: Any, live: Live, timeout: float = 180.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        live.deployment.check_alive()
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: nothing after {timeout:.0f}s")
-        time.sleep(0.2)
-    return found
-
-
-def _approval_dm(live: Live, ts: str, user: str = OPERATOR) -> dict[str, Any] | None:
-    """The approval DM about request ``ts`` sent to ``user`` (its buttons name the approval run)."""
-    for dm in live.stack.sandbox.dms(user=user):
-        meta = (dm.get("metadata") or {}).get("event_payload") or {}
-        if meta.get("kind") == "ask" and f"__{ts}__" in str(meta.get("run_id")):
-            return dm
-    return None
-
-
-def _approval_run_id(dm: dict[str, Any]) -> str:
-    return str(dm["metadata"]["event_payload"]["run_id"])
-
-
-def _hitl_path(run_id: str) -> str:
-    return f"/dags/{APPROVAL_DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances/decide/-1/hitlDetails"
-
-
-def _decide_state(live: Live, run_id: str) -> str | None:
-    tis = live.deployment.api.task_instances(APPROVAL_DAG, run_id)
-    return next((t["state"] for t in tis if t["task_id"] == "decide"), None)
-
-
-def _wait_awaiting(live: Live, run_id: str) -> None:
-    _wait(f"{run_id}: decide awaiting input", lambda: _decide_state(live, run_id) == "awaiting_input", live)
-    # Airflow 3.3 fails a HITL task answered within about a second of parking (the executor's late
-    # report of the parking process's end); a person is slower, and so is this test.
-    time.sleep(PARK_SETTLE_SECONDS)
-
-
 def _post_and_ask(live: Live, text: str) -> tuple[str, dict[str, Any]]:
     """Post a request in the settings' channel; wait for its approval DM; (ts, DM)."""
     ts = live.post(SCHEDULED_CHANNEL, text)
     posted = time.monotonic()
-    dm = _wait(f"approval DM for {ts}", lambda: _approval_dm(live, ts), live, timeout=240)
+    dm = wait(f"approval DM for {ts}", lambda: approval_dm(live, ts), live, timeout=240)
     TIMINGS.setdefault("approval UI: post -> approval DM", time.monotonic() - posted)
     return ts, dm
-
-
-def _updates(live: Live, dm_ts: str) -> list[dict[str, Any]]:
-    return live.stack.sandbox.updates(channel=OPERATOR_DM, ts=dm_ts)
-
-
-def _replies(live: Live, ts: str) -> list[str]:
-    return live.thread(SCHEDULED_CHANNEL, ts)
 
 
 def _run_credit_bot(live: Live) -> None:

@@ -23,107 +23,46 @@ from urllib.parse import quote
 
 import pytest
 
-from credit_bot.interactions import PARK_SETTLE_SECONDS
-from harness.testing.live import (
-    DAG_ID,
-    FAST,
-    HOST,
-    MANUAL_CHANNEL,
-    PRODUCTS,
-    SCHEDULED_CHANNEL,
-    TIMINGS,
-    Live,
-    started,
+from harness.testing.approvals import (
+    ACME,
+    ACME_REPLY,
+    APPROVAL_DAG,
+    BOLT,
+    BOLT_REPLY,
+    OPERATOR,
+    OPERATOR_DM,
+    approval_dm,
+    decide_state,
+    hitl_path,
+    replies,
+    run_of,
+    supervised,
+    updates,
+    wait,
+    wait_awaiting,
 )
+from harness.testing.live import DAG_ID, HOST, MANUAL_CHANNEL, SCHEDULED_CHANNEL, TIMINGS, Live
 
 pytestmark = [pytest.mark.deploy, pytest.mark.integration]
 
-APPROVAL_DAG = "credit_bot_approval"
-INTERACTIONS_DAG = "credit_bot_interactions"
-OPERATOR, OPERATOR_DM = "U0OPERATOR", "D0OPERATOR"
 OUTSIDER, OUTSIDER_DM = "U0ANALYST", "D0ANALYST"
-ACME = f"Credit request acme\nFraud spend: <{HOST}/looks/101|$20,902.40>"
-ACME_REPLY = "Approved, $10,226.35, exceptions"
-BOLT = f"Credit memo for bolt: <{HOST}/explore/billing/counters_by_billable_item?qid=qBolt01|$2,389.84>"
-BOLT_REPLY = "Approved, $1,283.00, exceptions"
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    settings = {"channel": SCHEDULED_CHANNEL, "products": PRODUCTS, "approval": "all"}
-    config = {**FAST, "CREDIT_BOT_APPROVAL_POKE_SECONDS": "5"}
-    workdir = tmp_path_factory.mktemp("deployment-approval")
-    with started("LocalExecutor", workdir, settings, config, label="LocalExecutor, approval all") as live:
-        api = live.deployment.api
-        for dag_id in (APPROVAL_DAG, INTERACTIONS_DAG):
-            live.deployment.wait_for_dag(dag_id)
-            api.set_paused(dag_id, False)
-        api.set_paused(DAG_ID, False)
-        _wait_connected(live)
+    with supervised(tmp_path_factory.mktemp("deployment-approval"), "LocalExecutor, approval all") as live:
         yield live
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
 
 
-def _wait(what: str, check: Any, live: Live, timeout: float = 180.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        live.deployment.check_alive()
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: nothing after {timeout:.0f}s")
-        time.sleep(0.2)
-    return found
-
-
-def _wait_connected(live: Live) -> None:
-    _wait("Socket Mode connection", lambda: live.stack.sandbox.socket_status()["connections"] >= 1, live)
-
-
-def _approval_dm(live: Live, ts: str, user: str = OPERATOR) -> dict[str, Any] | None:
-    """The approval DM about request ``ts`` sent to ``user`` (its buttons name the approval run)."""
-    for dm in live.stack.sandbox.dms(user=user):
-        meta = (dm.get("metadata") or {}).get("event_payload") or {}
-        if meta.get("kind") == "ask" and f"__{ts}__" in str(meta.get("run_id")):
-            return dm
-    return None
-
-
-def _approval_run_id(dm: dict[str, Any]) -> str:
-    return str(dm["metadata"]["event_payload"]["run_id"])
-
-
-def _hitl_path(run_id: str) -> str:
-    return f"/dags/{APPROVAL_DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances/decide/-1/hitlDetails"
-
-
-def _decide_state(live: Live, run_id: str) -> str | None:
-    tis = live.deployment.api.task_instances(APPROVAL_DAG, run_id)
-    return next((t["state"] for t in tis if t["task_id"] == "decide"), None)
-
-
-def _wait_awaiting(live: Live, run_id: str) -> None:
-    _wait(f"{run_id}: decide awaiting input", lambda: _decide_state(live, run_id) == "awaiting_input", live)
-    # Airflow 3.3: an answer within about a second of the task parking resumes it before the executor
-    # reports the parking process's end, and that late report fails the task. A person is slower;
-    # credit_bot.interactions waits the same (PARK_SETTLE_SECONDS) for a click that fast.
-    time.sleep(PARK_SETTLE_SECONDS)
-
-
 def _post_and_ask(live: Live, text: str) -> tuple[str, dict[str, Any], float]:
     """Post a request; wait for its approval DM; (ts, DM, seconds from post to DM)."""
     ts = live.post(SCHEDULED_CHANNEL, text)
     posted = time.monotonic()
-    dm = _wait(f"approval DM for {ts}", lambda: _approval_dm(live, ts), live)
+    dm = wait(f"approval DM for {ts}", lambda: approval_dm(live, ts), live)
     return ts, dm, time.monotonic() - posted
-
-
-def _updates(live: Live, dm_ts: str) -> list[dict[str, Any]]:
-    return live.stack.sandbox.updates(channel=OPERATOR_DM, ts=dm_ts)
-
-
-def _replies(live: Live, ts: str) -> list[str]:
-    return live.thread(SCHEDULED_CHANNEL, ts)
 
 
 def _click(live: Live, user: str, channel: str, dm_ts: str, action_id: str) -> dict[str, Any]:
@@ -143,9 +82,9 @@ def test_supervised_reply_is_posted_once_after_a_click_on_approve(live: Live) ->
         "credit_bot_approve",
         "credit_bot_reject",
     ]
-    run_id = _approval_run_id(dm)
-    _wait_awaiting(live, run_id)
-    assert _replies(live, ts) == []  # nothing public while it waits
+    run_id = run_of(dm)
+    wait_awaiting(live, run_id)
+    assert replies(live, ts) == []  # nothing public while it waits
 
     _click(live, OPERATOR, OPERATOR_DM, dm["ts"], "credit_bot_approve")
     clicked = time.monotonic()
@@ -154,11 +93,11 @@ def test_supervised_reply_is_posted_once_after_a_click_on_approve(live: Live) ->
 
     run = live.deployment.api.wait_for_run(APPROVAL_DAG, run_id, timeout=120)
     assert run["state"] == "success", live.deployment.api.task_instances(APPROVAL_DAG, run_id)
-    assert _replies(live, ts) == [ACME_REPLY]  # once
-    update = _wait("DM updated", lambda: _updates(live, dm["ts"]), live)
+    assert replies(live, ts) == [ACME_REPLY]  # once
+    update = wait("DM updated", lambda: updates(live, dm["ts"]), live)
     assert f"Approved by <@{OPERATOR}>" in update[-1]["text"]
     assert not [b for b in update[-1]["blocks"] if b["type"] == "actions"]  # buttons removed
-    detail = live.deployment.api.request("GET", _hitl_path(run_id))
+    detail = live.deployment.api.request("GET", hitl_path(run_id))
     assert detail["chosen_options"] == ["Approve"]
     assert detail["params_input"]["slack_user"] == OPERATOR
 
@@ -167,22 +106,22 @@ def test_one_waits_across_restarts_while_a_later_one_is_approved_then_it_is_reje
     live: Live,
 ) -> None:
     first, first_dm, _ = _post_and_ask(live, BOLT)
-    first_run = _approval_run_id(first_dm)
-    _wait_awaiting(live, first_run)
+    first_run = run_of(first_dm)
+    wait_awaiting(live, first_run)
 
     second, second_dm, _ = _post_and_ask(live, ACME)  # asked while the first waits
     _click(live, OPERATOR, OPERATOR_DM, second_dm["ts"], "credit_bot_approve")
     live.wait_for_reply(SCHEDULED_CHANNEL, second, timeout=180)
-    assert _replies(live, second) == [ACME_REPLY]
-    assert _decide_state(live, first_run) == "awaiting_input"
+    assert replies(live, second) == [ACME_REPLY]
+    assert decide_state(live, first_run) == "awaiting_input"
 
     # The scheduler and the triggerer (which holds both the HITL wait and Socket Mode) restart.
     connects = live.stack.sandbox.socket_status()["connects"]
     live.deployment.restart("scheduler")
     live.deployment.restart("triggerer")
     live.deployment.wait_until_healthy()
-    assert _decide_state(live, first_run) == "awaiting_input"  # nothing lost
-    _wait(
+    assert decide_state(live, first_run) == "awaiting_input"  # nothing lost
+    wait(
         "Socket Mode reconnected by the new triggerer",
         lambda: live.stack.sandbox.socket_status()["connects"] > connects,
         live,
@@ -191,8 +130,8 @@ def test_one_waits_across_restarts_while_a_later_one_is_approved_then_it_is_reje
     _click(live, OPERATOR, OPERATOR_DM, first_dm["ts"], "credit_bot_reject")
     run = live.deployment.api.wait_for_run(APPROVAL_DAG, first_run, timeout=180)
     assert run["state"] == "success"
-    assert _replies(live, first) == []  # rejected: nothing public
-    update = _wait(
+    assert replies(live, first) == []  # rejected: nothing public
+    update = wait(
         "DM updated", lambda: live.stack.sandbox.updates(channel=OPERATOR_DM, ts=first_dm["ts"]), live
     )
     assert f"Rejected by <@{OPERATOR}>" in update[-1]["text"]
@@ -200,13 +139,13 @@ def test_one_waits_across_restarts_while_a_later_one_is_approved_then_it_is_reje
 
 def test_the_same_approval_through_airflows_rest_api(live: Live) -> None:
     ts, dm, _ = _post_and_ask(live, BOLT)
-    run_id = _approval_run_id(dm)
-    _wait_awaiting(live, run_id)
-    answered = live.deployment.api.request("PATCH", _hitl_path(run_id), json={"chosen_options": ["Approve"]})
+    run_id = run_of(dm)
+    wait_awaiting(live, run_id)
+    answered = live.deployment.api.request("PATCH", hitl_path(run_id), json={"chosen_options": ["Approve"]})
     assert answered["responded_by"]["name"] == "admin"
     live.wait_for_reply(SCHEDULED_CHANNEL, ts, timeout=180)
-    assert _replies(live, ts) == [BOLT_REPLY]
-    update = _wait("DM updated", lambda: _updates(live, dm["ts"]), live)
+    assert replies(live, ts) == [BOLT_REPLY]
+    update = wait("DM updated", lambda: updates(live, dm["ts"]), live)
     assert "Approved by admin (in Airflow)" in update[-1]["text"]
 
 
@@ -226,16 +165,16 @@ def test_a_click_by_someone_not_an_approver_is_refused(live: Live) -> None:
     run_id = live.deployment.api.trigger(
         APPROVAL_DAG, conf, dag_run_id=f"approval__{MANUAL_CHANNEL}__{ts}__1"
     )["dag_run_id"]
-    dm = _wait("DM to the outsider", lambda: _approval_dm(live, ts, user=OUTSIDER), live)
-    _wait_awaiting(live, run_id)
+    dm = wait("DM to the outsider", lambda: approval_dm(live, ts, user=OUTSIDER), live)
+    wait_awaiting(live, run_id)
 
     _click(live, OUTSIDER, OUTSIDER_DM, dm["ts"], "credit_bot_approve")
-    refused = _wait("ephemeral refusal", lambda: live.stack.sandbox.ephemerals(user=OUTSIDER), live)
+    refused = wait("ephemeral refusal", lambda: live.stack.sandbox.ephemerals(user=OUTSIDER), live)
     assert "Not taken" in refused[-1]["text"]
     time.sleep(3)
-    assert _decide_state(live, run_id) == "awaiting_input"  # the click decided nothing
+    assert decide_state(live, run_id) == "awaiting_input"  # the click decided nothing
     assert live.thread(MANUAL_CHANNEL, ts) == []
-    live.deployment.api.request("PATCH", _hitl_path(run_id), json={"chosen_options": ["Reject"]})
+    live.deployment.api.request("PATCH", hitl_path(run_id), json={"chosen_options": ["Reject"]})
     assert live.deployment.api.wait_for_run(APPROVAL_DAG, run_id, timeout=120)["state"] == "success"
 
 
@@ -248,7 +187,7 @@ def test_retry_now_on_a_failure_dm_starts_the_forced_run_and_answers_with_its_li
                 return dm
         return None
 
-    dm = _wait("first-failure DM", failure_dm, live, timeout=240)
+    dm = wait("first-failure DM", failure_dm, live, timeout=240)
     assert [b["action_id"] for blk in dm["blocks"] if blk["type"] == "actions" for b in blk["elements"]] == [
         "credit_bot_retry"
     ]
@@ -257,7 +196,7 @@ def test_retry_now_on_a_failure_dm_starts_the_forced_run_and_answers_with_its_li
     def answer() -> list[dict[str, Any]]:
         return [p for p in live.stack.sandbox.dms(user=OPERATOR) if p.get("thread_ts") == dm["ts"]]
 
-    [reply] = _wait("reply under the DM", answer, live)
+    [reply] = wait("reply under the DM", answer, live)
     assert f"<@{OPERATOR}> started a forced run for this request: " in reply["text"]
     runs = live.deployment.api.dag_runs(DAG_ID)
     [run] = [r for r in runs if r["dag_run_id"].startswith(f"retry_from_slack__{ts}")]
