@@ -75,3 +75,51 @@ def test_retry_now_button_names_the_request() -> None:
     assert button["action_id"] == "credit_bot_retry"
     assert json.loads(button["value"]) == {"channel": "C0CREDITTEST", "ts": "1764000000.000100"}
     assert blocks[0]["text"]["text"] == "text"
+
+
+# ── a click before decide has parked ────────────────────────────────────────────────────────────
+HITL = "/dags/credit_bot_approval/dagRuns/r/taskInstances/decide/-1/hitlDetails"
+
+
+class _ScriptedApi:
+    """Airflow's REST API as a click sees it over time: ``states`` of the decide task, one per poll;
+    its HITL detail exists (parked long enough ago) only once the task is awaiting input."""
+
+    def __init__(self, states: list[str | None]) -> None:
+        self.states = states
+        self.polls = 0
+
+    def request(self, method: str, path: str, **_: Any) -> Any:
+        from credit_bot.airflow_api import AirflowApiError
+
+        state = self.states[min(self.polls, len(self.states) - 1)]
+        if path.endswith("/decide"):
+            self.polls += 1
+            if state is None:
+                raise AirflowApiError(method, path, 404, "no such task instance")
+            return {"state": state}
+        if state != "awaiting_input":
+            raise AirflowApiError(method, path, 404, "no HITL detail")
+        return {"created_at": "2026-01-01T00:00:00Z", "response_received": False}
+
+
+def test_a_click_that_comes_before_decide_parks_waits_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("time.sleep", lambda _s: None)
+    api = _ScriptedApi(["scheduled", "queued", "running", "awaiting_input"])
+    detail = interactions._parked(api, {}, HITL)  # type: ignore[arg-type]
+    assert detail["response_received"] is False
+    assert api.polls == 4  # the 404s while decide was still to run were waited out
+
+
+@pytest.mark.parametrize("states", [["success"], [None]], ids=["decide-finished", "run-gone"])
+def test_a_click_on_a_finished_approval_is_told_at_once(
+    monkeypatch: pytest.MonkeyPatch, states: list[str | None]
+) -> None:
+    from credit_bot.airflow_api import AirflowApiError
+
+    monkeypatch.setattr("time.sleep", lambda _s: None)
+    api = _ScriptedApi(states)
+    with pytest.raises(AirflowApiError) as raised:
+        interactions._parked(api, {}, HITL)  # type: ignore[arg-type]
+    assert raised.value.status == 404
+    assert api.polls == 1

@@ -110,8 +110,12 @@ def test_a_secret_printed_on_s3_is_scrubbed_and_the_notebook_rejected(
         "credit_amount = 1",
     )
     output_nb = output_path(output_dir, RUN_ID, CHANNEL, "1796190000.000300", 0)
-    with pytest.raises(NotebookRejected, match="scrubbed"):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    # Failed for good (a retry would print the secret again), the cause kept.
+    with pytest.raises(AirflowFailException, match="scrubbed") as raised:
         _run(notebook, output_nb, warehouse_conn_id="fake_s3_warehouse")
+    assert isinstance(raised.value.__cause__, NotebookRejected)
     bucket, key = _bucket_key(output_nb)
     stored = s3.client().get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     assert PASSWORD not in stored

@@ -207,12 +207,18 @@ def _decide(api: AirflowApi, client: Any, click: dict[str, Any]) -> dict[str, An
 PARK_SETTLE_SECONDS = 3.0
 
 
-def _parked(api: AirflowApi, target: dict[str, Any], path: str, wait: float = 20.0) -> dict[str, Any]:
+# Task states in which ``decide`` will never park again: a click on its DM then decides nothing.
+_DONE_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+
+def _parked(api: AirflowApi, target: dict[str, Any], path: str, wait: float = 60.0) -> dict[str, Any]:
     """The HITL detail once ``decide`` is parked (awaiting_input) and has been for a few seconds.
 
-    Airflow 3.3 race: an answer within about a second of the task parking resumes it before the
-    executor has reported the parking process's end, and that late report then marks the resumed
-    task failed ("state changed externally"). A click that fast is waited out here.
+    The DM is sent by ``ask``, before ``decide`` starts: a click that comes first finds no HITL detail
+    yet (404) and waits for it while the task is still to run. And an Airflow 3.3 race: an answer
+    within about a second of the task parking resumes it before the executor has reported the
+    parking process's end, and that late report then marks the resumed task failed ("state changed
+    externally"). A click that fast is waited out here.
     """
     import time
     from datetime import UTC, datetime
@@ -220,8 +226,14 @@ def _parked(api: AirflowApi, target: dict[str, Any], path: str, wait: float = 20
     ti_path = path.removesuffix("/-1/hitlDetails")
     deadline = time.monotonic() + wait
     while True:
-        detail: dict[str, Any] = api.request("GET", path)
-        state = (api.request("GET", ti_path) or {}).get("state")
+        state = (api.request("GET", ti_path) or {}).get("state")  # 404: the run is gone
+        try:
+            detail: dict[str, Any] = api.request("GET", path)
+        except AirflowApiError as exc:
+            if exc.status != 404 or state in _DONE_STATES or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)  # decide has not started yet: the DM came first
+            continue
         created = datetime.fromisoformat(str(detail.get("created_at")).replace("Z", "+00:00"))
         age = (datetime.now(UTC) - created).total_seconds()
         if state == "awaiting_input" and age >= PARK_SETTLE_SECONDS:
